@@ -1,0 +1,1 @@
+"""BrainFuse: differentiable biophysical neuron simulation."""
