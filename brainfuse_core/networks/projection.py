@@ -1,0 +1,72 @@
+"""Projections: connections between populations with synapses, weights (µS) and delays (ms).
+
+Weights are per connection and may be learnable: ``projection.weights`` is a 1-D tensor in the
+order of ``projection.pre``/``projection.post`` once the network is built; set
+``requires_grad`` on it (or pass ``learnable=True``) to train them.
+Delays are whole time steps, at least one: a spike detected in step n acts from step n + d.
+"""
+
+import numpy as np
+import torch
+
+from ..errors import ModelError
+from .connectivity import FixedProbability
+
+
+class Projection:
+    def __init__(self, pre, post, synapse, weight, rule=None, delay=None, target=None, seed=0, learnable=False, name=None):
+        self.pre, self.post = pre, post
+        self.synapse = synapse
+        self.weight = weight
+        self.rule = rule or FixedProbability(1.0, allow_self=True)
+        self.delay = delay
+        self.target = target
+        self.seed = seed
+        self.learnable = learnable
+        self.name = name or f"{pre}->{post}"
+        if not np.all(np.asarray(weight.detach() if torch.is_tensor(weight) else weight) >= 0):
+            raise ModelError(f"projection {self.name}: weights are conductances (µS) and must be ≥ 0; "
+                             "use an inhibitory reversal potential for inhibition")
+        self.pre_index = self.post_index = self.weights = None
+
+    def build(self, populations):
+        """Draw the connections (once) and set up per-connection weights."""
+        for end in (self.pre, self.post):
+            if end not in populations:
+                raise ModelError(f"projection {self.name}: no population {end!r}; populations are {', '.join(populations)}")
+        if populations[self.post].is_source:
+            raise ModelError(f"projection {self.name}: a spike source cannot receive connections")
+        if self.pre_index is not None:
+            return
+        rng = np.random.default_rng(self.seed)
+        pre, post = self.rule.connect(populations[self.pre].n, populations[self.post].n, self.pre == self.post, rng)
+        order = np.lexsort((post, pre))
+        self.pre_index = torch.as_tensor(pre[order], dtype=torch.long)
+        self.post_index = torch.as_tensor(post[order], dtype=torch.long)
+        weight = self.weight
+        if torch.is_tensor(weight) and weight.numel() > 1:
+            if weight.numel() != len(order):
+                raise ModelError(f"projection {self.name}: {weight.numel()} weights for {len(order)} connections")
+            self.weights = weight
+        else:
+            self.weights = torch.full((len(order),), float(weight), dtype=torch.float64)
+            if self.learnable:
+                self.weights.requires_grad_(True)
+
+    @property
+    def n_connections(self):
+        return 0 if self.pre_index is None else len(self.pre_index)
+
+    def delay_steps(self, dt):
+        delay = self.delay if self.delay is not None else dt
+        steps = torch.as_tensor(np.rint(np.asarray(delay, dtype=float) / dt).astype(np.int64)).clamp_min(1)
+        return steps.expand(self.n_connections) if steps.dim() == 0 else steps
+
+    def to_dict(self):
+        data = {"pre": self.pre, "post": self.post, "synapse": self.synapse.to_dict(), "connect": self.rule.to_dict(),
+                "weight": float(self.weight.detach()) if torch.is_tensor(self.weight) else self.weight, "seed": self.seed}
+        if self.delay is not None:
+            data["delay"] = self.delay
+        if self.target is not None:
+            data["target"] = {"section": self.target[0], "x": self.target[1]}
+        return data

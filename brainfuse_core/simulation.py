@@ -1,0 +1,349 @@
+"""Running a model: the time loop, recording, spike exchange, and memory-lean backpropagation.
+
+``Simulation(model, ...)`` takes a Cell or a Network, stimuli and probes; ``run(duration)``
+returns a Result. Everything is a (B, ...) batch: B stimuli or parameter sets at once
+(parameters given as tensors of shape (B, 1, 1)).
+
+Gradients: when any input requires grad, the loop runs in chunks of ``checkpoint_every``
+steps under ``torch.utils.checkpoint``: only the state at chunk boundaries is kept, and each
+chunk is recomputed during the backward pass. Memory then grows with T/K states plus one
+chunk's intermediates instead of T times every intermediate.
+"""
+
+import math
+import time
+
+import numpy as np
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from .errors import ModelError, SimulationUnstableError
+from .networks import Network
+from .recording import Probe, Result
+from .solvers.membrane import METHODS, CompiledCell
+from .spikes import SpikeRecord, crossing_fraction, threshold_crossing
+from .stimuli import CURRENT_CLAMPS, VClamp
+
+
+class Simulation:
+    def __init__(self, model, stimuli=(), probes=None, dt=0.025, celsius=6.3, method="backward_euler",
+                 dtype=torch.float64, device="cpu", batch=1, checkpoint_every=None, surrogate_beta=1.0,
+                 record_spike_trains=False):
+        if not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
+            raise ModelError(f"dt must be a positive number of ms, got {dt!r}")
+        if method not in METHODS:
+            raise ModelError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ModelError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+        self.network = Network.of(model)
+        self.stimuli = list(stimuli)
+        first = next(iter(self.network.populations))
+        self.probes = list(probes) if probes is not None else [Probe(first, "v")]
+        self.dt, self.celsius, self.method = float(dt), celsius, method
+        self.dtype, self.device, self.batch = dtype, torch.device(device), int(batch)
+        self.checkpoint_every = checkpoint_every
+        self.surrogate_beta = surrogate_beta
+        self.record_spike_trains = record_spike_trains
+
+    # ----------------------------------------------------------------------------- set-up
+    def _prepare(self, n_steps):
+        net = self.network.build()
+        dtype, device, B = self.dtype, self.device, self.batch
+        t_mid = (torch.arange(n_steps, dtype=torch.float64, device=device) + 0.5) * self.dt
+        self._blocks = {}
+        for name, pop in net.populations.items():
+            if pop.is_source:
+                continue
+            block = CompiledCell(pop.cell, dtype, device)
+            block.population = pop
+            block.spike_node = pop.cell.location(*pop.spike_site)
+            block.injections = []
+            block.clamps = []
+            block.synapse_inputs = []
+            self._blocks[name] = block
+        self._sources = {
+            name: pop.spike_raster(n_steps, self.dt, B, dtype, device) for name, pop in net.populations.items() if pop.is_source
+        }
+        for stim in self.stimuli:
+            block = self._block(stim.population, f"stimulus {stim.name}")
+            cells, node = stim.sites(block.population)
+            flat = torch.as_tensor(cells, device=device) * block.size + node
+            if isinstance(stim, VClamp):
+                command, on = stim.command(t_mid)
+                block.clamps.append((stim, flat, command.to(dtype), on.to(dtype) / stim.rs))
+            elif isinstance(stim, CURRENT_CLAMPS):
+                current = stim.currents(t_mid.to(dtype), B, len(cells)) * stim.scale(block.population, node)
+                block.injections.append((flat, current))
+            else:
+                raise ModelError(f"unknown stimulus type {type(stim).__name__}")
+        self._projections = []
+        for proj in net.projections:
+            post = self._blocks[proj.post]
+            node = post.cell.location(*proj.target) if proj.target else post.cell.location()
+            delays = proj.delay_steps(self.dt)
+            groups = [(int(d), torch.nonzero(delays == d).flatten()) for d in torch.unique(delays)]
+            entry = {
+                "projection": proj, "post_flat": torch.arange(post.population.n, device=device) * post.size + node,
+                "weights": proj.weights.to(device=device, dtype=dtype), "groups": groups, "max_delay": int(delays.max()) if len(delays) else 1,
+                "pre_index": proj.pre_index.to(device), "post_index": proj.post_index.to(device),
+            }
+            self._projections.append(entry)
+            post.synapse_inputs.append(entry)
+        self._probe_sites = []
+        for probe in self.probes:
+            block = self._block(probe.population, f"probe {probe.name}")
+            if probe.variable not in block.state_names():
+                raise ModelError(f"probe {probe.name}: population {probe.population!r} has no state {probe.variable!r}; "
+                                 f"it has {', '.join(block.state_names())}")
+            cells = list(range(block.population.n)) if probe.cells is None else list(probe.cells)
+            node = block.cell.location(probe.section, probe.x)
+            self._probe_sites.append((probe, block, torch.as_tensor(cells, device=device), node))
+
+    def _block(self, name, what):
+        if name not in self._blocks:
+            raise ModelError(f"{what}: no simulated population {name!r}; populations are {', '.join(self._blocks) or 'none'}")
+        return self._blocks[name]
+
+    def _initial_state(self):
+        state = {}
+        for name, block in self._blocks.items():
+            v0 = block.population.initial_voltage(self.batch, self.dtype, self.device)
+            for key, value in block.initial_state(v0, self.celsius).items():
+                state[f"{name}/{key}"] = value
+        for k, entry in enumerate(self._projections):
+            proj = entry["projection"]
+            n_post = self.network.populations[proj.post].n
+            initial = getattr(proj, "initial_conductance", None)
+            for s in range(proj.synapse.n_states):
+                value = torch.zeros(self.batch, n_post, dtype=self.dtype, device=self.device)
+                if initial is not None:
+                    value = value + torch.as_tensor(initial, dtype=self.dtype, device=self.device)
+                state[f"syn{k}/{s}"] = value
+            for d in range(entry["max_delay"]):
+                state[f"syn{k}/queue{d}"] = torch.zeros(self.batch, n_post, dtype=self.dtype, device=self.device)
+        return state
+
+    # ----------------------------------------------------------------------------- one step
+    def _step(self, state, n):
+        dt, B = self.dt, self.batch
+        new = {}
+        for k, entry in enumerate(self._projections):
+            syn = entry["projection"].synapse
+            queue = [state[f"syn{k}/queue{d}"] for d in range(entry["max_delay"])]
+            states = syn.receive([state[f"syn{k}/{s}"] for s in range(syn.n_states)], queue[0])
+            entry["current"] = states
+            for s, value in enumerate(states):
+                new[f"syn{k}/{s}"] = value
+            for d in range(entry["max_delay"] - 1):
+                new[f"syn{k}/queue{d}"] = queue[d + 1]
+            new[f"syn{k}/queue{entry['max_delay'] - 1}"] = torch.zeros_like(queue[0])
+        spikes = {name: raster[n] for name, raster in self._sources.items()}
+        records = {}
+        for name, block in self._blocks.items():
+            local = {key: state[f"{name}/{key}"] for key in block.state_names()}
+            shape = local["v"].shape
+            flat_shape = (shape[0], shape[1] * shape[2])
+            injected = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
+            for flat, current in block.injections:
+                injected = injected.index_add(1, flat, current[n].expand(B, len(flat)))
+            linear_g = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
+            linear_ge = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
+            for stim, flat, command, conductance in block.clamps:
+                linear_g = linear_g.index_add(1, flat, conductance[n].expand(B, len(flat)))
+                linear_ge = linear_ge.index_add(1, flat, (conductance[n] * command[n]).expand(B, len(flat)))
+            for entry in block.synapse_inputs:
+                syn = entry["projection"].synapse
+                g = syn.conductance(entry["current"])
+                linear_g = linear_g.index_add(1, entry["post_flat"], g)
+                linear_ge = linear_ge.index_add(1, entry["post_flat"], g * syn.e_rev)
+            updated = block.step(local, dt, self.celsius, self.method, injected.reshape(shape),
+                                 linear_g.reshape(shape), linear_ge.reshape(shape))
+            for key, value in updated.items():
+                new[f"{name}/{key}"] = value
+            v_old, v_new = local["v"][..., block.spike_node], updated["v"][..., block.spike_node]
+            threshold = block.population.threshold
+            spikes[name] = threshold_crossing(v_old, v_new, threshold, self.surrogate_beta)
+            records[f"{name}:fraction"] = crossing_fraction(v_old.detach(), v_new.detach(), threshold)
+            for stim, flat, command, conductance in block.clamps:
+                v_site = updated["v"].reshape(flat_shape)[:, flat]
+                records[f"clamp:{stim.name}"] = conductance[n] * (command[n] - v_site)
+        for k, entry in enumerate(self._projections):
+            proj = entry["projection"]
+            syn = proj.synapse
+            decayed = syn.decay([new[f"syn{k}/{s}"] for s in range(syn.n_states)], dt)
+            for s, value in enumerate(decayed):
+                new[f"syn{k}/{s}"] = value
+            pre_spikes = spikes[proj.pre]
+            n_post = self.network.populations[proj.post].n
+            for delay, edges in entry["groups"]:
+                arrivals = self._propagate(pre_spikes, entry, edges, n_post)
+                key = f"syn{k}/queue{delay - 1}"
+                new[key] = new[key] + arrivals
+        records["spikes"] = spikes
+        return new, records
+
+    def _propagate(self, pre_spikes, entry, edges, n_post):
+        """Σ over connections of w · s_pre into each post cell: event-driven when no gradient is needed."""
+        weights, pre, post = entry["weights"], entry["pre_index"], entry["post_index"]
+        if len(edges) != len(pre):
+            weights, pre, post = weights[edges], pre[edges], post[edges]
+        out = torch.zeros(pre_spikes.shape[0], n_post, dtype=self.dtype, device=self.device)
+        if torch.is_grad_enabled() and (pre_spikes.requires_grad or weights.requires_grad):
+            return out.index_add(1, post, pre_spikes[:, pre] * weights)
+        batch_index, cell_index = torch.nonzero(pre_spikes, as_tuple=True)
+        if len(cell_index) == 0:
+            return out
+        if "row_start" not in entry:
+            counts = torch.bincount(entry["pre_index"], minlength=pre_spikes.shape[1])
+            entry["row_start"] = torch.cumsum(counts, 0) - counts
+            entry["row_count"] = counts
+        starts, counts = entry["row_start"][cell_index], entry["row_count"][cell_index]
+        total = int(counts.sum())
+        if total == 0:
+            return out
+        offsets = torch.arange(total, device=self.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        edge = torch.repeat_interleave(starts, counts) + offsets
+        keep = torch.isin(edge, edges) if len(edges) != len(entry["pre_index"]) else slice(None)
+        rows = torch.repeat_interleave(batch_index, counts)[keep]
+        amount = (entry["weights"][edge] * torch.repeat_interleave(pre_spikes[batch_index, cell_index], counts))[keep]
+        return out.index_put((rows, entry["post_index"][edge][keep]), amount, accumulate=True)
+
+    # ----------------------------------------------------------------------------- the loop
+    def _chunk(self, keys, start, stop):
+        """Steps start..stop-1 as a pure function of the state tensors (so it can be checkpointed)."""
+
+        def run(*values):
+            state = dict(zip(keys, values))
+            samples = {probe.name: [] for probe, _, _, _ in self._probe_sites}
+            spikes = {name: [] for name in self._blocks}
+            fractions = {name: [] for name in self._blocks}
+            clamps = {}
+            for n in range(start, stop):
+                state, records = self._step(state, n)
+                for probe, block, cells, node in self._probe_sites:
+                    if (n + 1) % probe.every == 0:
+                        samples[probe.name].append(state[f"{probe.population}/{probe.variable}"][:, cells, node])
+                for name in self._blocks:
+                    spikes[name].append(records["spikes"][name])
+                    fractions[name].append(records[f"{name}:fraction"])
+                for key, value in records.items():
+                    if key.startswith("clamp:"):
+                        clamps.setdefault(key[6:], []).append(value)
+            out = [state[key] for key in keys]
+            for probe, _, _, _ in self._probe_sites:
+                out.append(torch.stack(samples[probe.name], -1) if samples[probe.name] else None)
+            for name in self._blocks:
+                out.append(torch.stack(spikes[name]))
+                out.append(torch.stack(fractions[name]))
+            for stim in self.stimuli:
+                if isinstance(stim, VClamp):
+                    out.append(torch.stack(clamps[stim.name], -1))
+            return tuple(out)
+
+        return run
+
+    def run(self, duration, progress=False):
+        """Simulate ``duration`` ms and return a Result."""
+        if not (duration > 0 and math.isfinite(duration)):
+            raise ModelError(f"duration must be a positive number of ms, got {duration!r}")
+        n_steps = int(round(duration / self.dt))
+        if n_steps < 1:
+            raise ModelError(f"duration {duration} ms is shorter than one step (dt = {self.dt} ms)")
+        started = time.perf_counter()
+        self._prepare(n_steps)
+        state = self._initial_state()
+        keys = list(state)
+        grad = torch.is_grad_enabled() and any(v.requires_grad for v in self._grad_inputs(state))
+        chunk = self.checkpoint_every or (max(1, int(math.sqrt(n_steps))) if grad else 500)
+        samples = {p.name: [state[f"{p.population}/{p.variable}"][:, cells, node].unsqueeze(-1)] for p, _, cells, node in self._probe_sites}
+        spike_trains = {name: [] for name in self._blocks}
+        events = {name: ([], [], []) for name in self._blocks}
+        clamp_currents = {stim.name: [] for stim in self.stimuli if isinstance(stim, VClamp)}
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_steps, unit="step", desc="simulating", leave=False)
+        context = torch.enable_grad() if grad else torch.no_grad()
+        with context:
+            for start in range(0, n_steps, chunk):
+                stop = min(n_steps, start + chunk)
+                fn = self._chunk(keys, start, stop)
+                values = [state[k] for k in keys]
+                out = checkpoint(fn, *values, use_reentrant=False) if grad else fn(*values)
+                state = dict(zip(keys, out[: len(keys)]))
+                rest = list(out[len(keys):])
+                for probe, _, _, _ in self._probe_sites:
+                    chunk_samples = rest.pop(0)
+                    if chunk_samples is not None:
+                        samples[probe.name].append(chunk_samples)
+                for name in self._blocks:
+                    train, fraction = rest.pop(0), rest.pop(0)
+                    self._collect_events(events[name], train.detach(), fraction, start)
+                    if self.record_spike_trains:
+                        spike_trains[name].append(train)
+                for name in clamp_currents:
+                    clamp_currents[name].append(rest.pop(0))
+                self._check_finite(state, start, stop)
+                if bar is not None:
+                    bar.update(stop - start)
+        if bar is not None:
+            bar.close()
+        traces = {name: torch.cat(parts, -1) for name, parts in samples.items()}
+        times = {probe.name: torch.arange(traces[probe.name].shape[-1], dtype=torch.float64) * self.dt * probe.every
+                 for probe, _, _, _ in self._probe_sites}
+        spikes = {
+            name: SpikeRecord(np.concatenate(ev[0]) if ev[0] else np.zeros(0), np.concatenate(ev[1]).astype(int) if ev[1] else np.zeros(0, int),
+                              np.concatenate(ev[2]).astype(int) if ev[2] else np.zeros(0, int), block.population.n, n_steps * self.dt)
+            for (name, ev), block in zip(events.items(), self._blocks.values())
+        }
+        trains = {name: torch.cat(parts) for name, parts in spike_trains.items()} if self.record_spike_trains else {}
+        clamps = {name: torch.cat(parts, -1) for name, parts in clamp_currents.items()}
+        self.final_state = state
+        return Result(self.dt, n_steps * self.dt, times, traces, spikes, trains, clamps, time.perf_counter() - started)
+
+    def _grad_inputs(self, state):
+        tensors = list(state.values())
+        for block in self._blocks.values():
+            tensors += [density for _, density, _ in block.channels]
+            tensors += [c for _, c in block.injections]
+            for channel, _, reversal in block.channels:
+                if torch.is_tensor(reversal):
+                    tensors.append(reversal)
+                tensors += _curve_tensors(channel)
+        tensors += [entry["weights"] for entry in self._projections]
+        return [t for t in tensors if torch.is_tensor(t)]
+
+    def _collect_events(self, sink, train, fraction, start):
+        step, batch, cell = torch.nonzero(train, as_tuple=True)
+        if len(step):
+            frac = fraction[step, batch, cell].detach().double().cpu().numpy()
+            sink[0].append((start + step.cpu().numpy() + frac) * self.dt)
+            sink[1].append(cell.cpu().numpy())
+            sink[2].append(batch.cpu().numpy())
+
+    def _check_finite(self, state, start, stop):
+        for name, block in self._blocks.items():
+            v = state[f"{name}/v"].detach()
+            bad = ~torch.isfinite(v) | (v.abs() > 1e4)
+            if bad.any():
+                raise SimulationUnstableError(
+                    f"population {name!r}: membrane voltage became {'NaN/inf' if not torch.isfinite(v).all() else 'larger than 10 V'} "
+                    f"between t = {start * self.dt:g} and {stop * self.dt:g} ms (dt = {self.dt} ms). "
+                    f"Fix: use a smaller dt (e.g. {self.dt / 4:g} ms) or check conductances, weights and stimulus amplitudes."
+                )
+
+
+def _curve_tensors(channel):
+    values = [channel.gbar, channel.q10, channel.temperature]
+    for gate in channel.gates:
+        for curve in gate.kinetics().values():
+            for value in curve.parameters().values():
+                values.append(value)
+    return [v for v in values if torch.is_tensor(v)]
+
+
+def simulate(model, duration, **kwargs):
+    """Shorthand: ``Simulation(model, **kwargs).run(duration)``."""
+    progress = kwargs.pop("progress", False)
+    return Simulation(model, **kwargs).run(duration, progress=progress)
