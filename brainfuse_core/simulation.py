@@ -28,7 +28,7 @@ from .stimuli import CURRENT_CLAMPS, VClamp
 class Simulation:
     def __init__(self, model, stimuli=(), probes=None, dt=0.025, celsius=6.3, method="backward_euler",
                  dtype=torch.float64, device="cpu", batch=1, checkpoint_every=None, surrogate_beta=1.0,
-                 record_spike_trains=False):
+                 record_spike_trains=False, threads=None):
         if not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
             raise ModelError(f"dt must be a positive number of ms, got {dt!r}")
         if method not in METHODS:
@@ -44,6 +44,7 @@ class Simulation:
         self.checkpoint_every = checkpoint_every
         self.surrogate_beta = surrogate_beta
         self.record_spike_trains = record_spike_trains
+        self.threads = threads
 
     # ----------------------------------------------------------------------------- set-up
     def _prepare(self, n_steps):
@@ -252,55 +253,61 @@ class Simulation:
         started = time.perf_counter()
         self._prepare(n_steps)
         state = self._initial_state()
-        keys = list(state)
         grad = torch.is_grad_enabled() and any(v.requires_grad for v in self._grad_inputs(state))
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(self.threads or _threads_for(state))
+        try:
+            with torch.enable_grad() if grad else torch.no_grad():
+                collected = self._loop(state, n_steps, grad, progress)
+        finally:
+            torch.set_num_threads(threads_before)
+        samples, trains, events, clamps = collected
+        traces = {name: torch.cat(parts, -1) for name, parts in samples.items()}
+        times = {probe.name: torch.arange(traces[probe.name].shape[-1], dtype=torch.float64) * self.dt * probe.every
+                 for probe, _, _, _ in self._probe_sites}
+        spikes = {name: SpikeRecord(*_concatenate(events[name]), block.population.n, n_steps * self.dt)
+                  for name, block in self._blocks.items()}
+        trains = {name: torch.cat(parts) for name, parts in trains.items()} if self.record_spike_trains else {}
+        clamps = {name: torch.cat(parts, -1) for name, parts in clamps.items()}
+        return Result(self.dt, n_steps * self.dt, times, traces, spikes, trains, clamps, time.perf_counter() - started)
+
+    def _loop(self, state, n_steps, grad, progress):
+        keys = list(state)
         chunk = self.checkpoint_every or (max(1, int(math.sqrt(n_steps))) if grad else 500)
         samples = {p.name: [state[f"{p.population}/{p.variable}"][:, cells, node].unsqueeze(-1)] for p, _, cells, node in self._probe_sites}
-        spike_trains = {name: [] for name in self._blocks}
+        trains = {name: [] for name in self._blocks}
         events = {name: ([], [], []) for name in self._blocks}
-        clamp_currents = {stim.name: [] for stim in self.stimuli if isinstance(stim, VClamp)}
+        clamps = {stim.name: [] for stim in self.stimuli if isinstance(stim, VClamp)}
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=n_steps, unit="step", desc="simulating", leave=False)
-        context = torch.enable_grad() if grad else torch.no_grad()
-        with context:
-            for start in range(0, n_steps, chunk):
-                stop = min(n_steps, start + chunk)
-                fn = self._chunk(keys, start, stop)
-                values = [state[k] for k in keys]
-                out = checkpoint(fn, *values, use_reentrant=False) if grad else fn(*values)
-                state = dict(zip(keys, out[: len(keys)]))
-                rest = list(out[len(keys):])
-                for probe, _, _, _ in self._probe_sites:
-                    chunk_samples = rest.pop(0)
-                    if chunk_samples is not None:
-                        samples[probe.name].append(chunk_samples)
-                for name in self._blocks:
-                    train, fraction = rest.pop(0), rest.pop(0)
-                    self._collect_events(events[name], train.detach(), fraction, start)
-                    if self.record_spike_trains:
-                        spike_trains[name].append(train)
-                for name in clamp_currents:
-                    clamp_currents[name].append(rest.pop(0))
-                self._check_finite(state, start, stop)
-                if bar is not None:
-                    bar.update(stop - start)
+        for start in range(0, n_steps, chunk):
+            stop = min(n_steps, start + chunk)
+            fn = self._chunk(keys, start, stop)
+            values = [state[k] for k in keys]
+            out = checkpoint(fn, *values, use_reentrant=False) if grad else fn(*values)
+            state = dict(zip(keys, out[: len(keys)]))
+            rest = list(out[len(keys):])
+            for probe, _, _, _ in self._probe_sites:
+                chunk_samples = rest.pop(0)
+                if chunk_samples is not None:
+                    samples[probe.name].append(chunk_samples)
+            for name in self._blocks:
+                train, fraction = rest.pop(0), rest.pop(0)
+                self._collect_events(events[name], train.detach(), fraction, start)
+                if self.record_spike_trains:
+                    trains[name].append(train)
+            for name in clamps:
+                clamps[name].append(rest.pop(0))
+            self._check_finite(state, start, stop)
+            if bar is not None:
+                bar.update(stop - start)
         if bar is not None:
             bar.close()
-        traces = {name: torch.cat(parts, -1) for name, parts in samples.items()}
-        times = {probe.name: torch.arange(traces[probe.name].shape[-1], dtype=torch.float64) * self.dt * probe.every
-                 for probe, _, _, _ in self._probe_sites}
-        spikes = {
-            name: SpikeRecord(np.concatenate(ev[0]) if ev[0] else np.zeros(0), np.concatenate(ev[1]).astype(int) if ev[1] else np.zeros(0, int),
-                              np.concatenate(ev[2]).astype(int) if ev[2] else np.zeros(0, int), block.population.n, n_steps * self.dt)
-            for (name, ev), block in zip(events.items(), self._blocks.values())
-        }
-        trains = {name: torch.cat(parts) for name, parts in spike_trains.items()} if self.record_spike_trains else {}
-        clamps = {name: torch.cat(parts, -1) for name, parts in clamp_currents.items()}
         self.final_state = state
-        return Result(self.dt, n_steps * self.dt, times, traces, spikes, trains, clamps, time.perf_counter() - started)
+        return samples, trains, events, clamps
 
     def _grad_inputs(self, state):
         tensors = list(state.values())
@@ -332,6 +339,24 @@ class Simulation:
                     f"between t = {start * self.dt:g} and {stop * self.dt:g} ms (dt = {self.dt} ms). "
                     f"Fix: use a smaller dt (e.g. {self.dt / 4:g} ms) or check conductances, weights and stimulus amplitudes."
                 )
+
+
+def _concatenate(events):
+    times, cells, batches = events
+    if not times:
+        return np.zeros(0), np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    return np.concatenate(times), np.concatenate(cells).astype(int), np.concatenate(batches).astype(int)
+
+
+def _threads_for(state):
+    """Intra-op threads for this run's state size.
+
+    The per-step tensors are small; below ~10⁵ elements per tensor, waking OpenMP threads for
+    every elementwise op costs more than it saves (and on a loaded 2-core machine it costs
+    milliseconds per op), so small models run on one thread.
+    """
+    largest = max(value.numel() for value in state.values())
+    return 1 if largest < 100_000 else torch.get_num_threads()
 
 
 def _curve_tensors(channel):

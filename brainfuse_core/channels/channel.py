@@ -53,6 +53,14 @@ class Gate:
             return alpha / total, 1.0 / (rate_factor * total)
         return self.inf(state), self.tau(state) / rate_factor
 
+    def advance(self, x, state, rate_factor, dt):
+        """Exponential-Euler step of the gate over ``dt`` (ms): exact for kinetics frozen at ``state``."""
+        if self.alpha is not None:
+            alpha, beta = self.alpha(state), self.beta(state)
+            total = alpha + beta
+            return x + (alpha / total - x) * -torch.expm1(-dt * rate_factor * total)
+        return x + (self.inf(state) - x) * -torch.expm1(-dt * rate_factor / self.tau(state))
+
     def kinetics(self):
         if self.alpha is not None:
             return {"alpha": self.alpha, "beta": self.beta}

@@ -100,8 +100,7 @@ class CompiledCell:
             factor = channel.rate_factor(celsius)
             for gate in channel.gates:
                 key = f"{channel.name}.{gate.name}"
-                inf, tau = gate.steady_state_and_tau(gate_inputs, factor)
-                new_state[key] = inf + (state[key] - inf) * torch.exp(-dt / tau)
+                new_state[key] = gate.advance(state[key], gate_inputs, factor, dt)
         return new_state
 
     def advance_calcium(self, cai, i_calcium, dt):
