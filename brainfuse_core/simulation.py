@@ -5,9 +5,10 @@ returns a Result. Everything is a (B, ...) batch: B stimuli or parameter sets at
 (parameters given as tensors of shape (B, 1, 1)).
 
 Gradients: when any input requires grad, the loop runs in chunks of ``checkpoint_every``
-steps under ``torch.utils.checkpoint``: only the state at chunk boundaries is kept, and each
-chunk is recomputed during the backward pass. Memory then grows with T/K states plus one
-chunk's intermediates instead of T times every intermediate.
+steps (default √T) under ``torch.utils.checkpoint``: only the state at chunk boundaries is
+kept, and each chunk is recomputed during the backward pass. Memory then grows with T/K
+states plus one chunk's intermediates instead of T times every intermediate.
+``checkpoint=False`` keeps everything (plain autograd), for comparison.
 """
 
 import math
@@ -15,7 +16,6 @@ import time
 
 import numpy as np
 import torch
-from torch.utils.checkpoint import checkpoint
 
 from .errors import ModelError, SimulationUnstableError
 from .networks import Network
@@ -28,7 +28,7 @@ from .stimuli import CURRENT_CLAMPS, VClamp
 class Simulation:
     def __init__(self, model, stimuli=(), probes=None, dt=0.025, celsius=6.3, method="backward_euler",
                  dtype=torch.float64, device="cpu", batch=1, checkpoint_every=None, surrogate_beta=1.0,
-                 record_spike_trains=False, threads=None):
+                 record_spike_trains=False, threads=None, checkpoint=True):
         if not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
             raise ModelError(f"dt must be a positive number of ms, got {dt!r}")
         if method not in METHODS:
@@ -45,6 +45,7 @@ class Simulation:
         self.surrogate_beta = surrogate_beta
         self.record_spike_trains = record_spike_trains
         self.threads = threads
+        self.checkpoint = checkpoint
 
     # ----------------------------------------------------------------------------- set-up
     def _prepare(self, n_steps):
@@ -82,7 +83,10 @@ class Simulation:
             post = self._blocks[proj.post]
             node = post.cell.location(*proj.target) if proj.target else post.cell.location()
             delays = proj.delay_steps(self.dt)
-            groups = [(int(d), torch.nonzero(delays == d).flatten()) for d in torch.unique(delays)]
+            if delays.numel() and bool((delays == delays[0]).all()):
+                groups = [(int(delays[0]), None)]
+            else:
+                groups = [(int(d), torch.nonzero(delays == d).flatten()) for d in torch.unique(delays)]
             entry = {
                 "projection": proj, "post_flat": torch.arange(post.population.n, device=device) * post.size + node,
                 "weights": proj.weights.to(device=device, dtype=dtype), "groups": groups, "max_delay": int(delays.max()) if len(delays) else 1,
@@ -186,7 +190,7 @@ class Simulation:
     def _propagate(self, pre_spikes, entry, edges, n_post):
         """Σ over connections of w · s_pre into each post cell: event-driven when no gradient is needed."""
         weights, pre, post = entry["weights"], entry["pre_index"], entry["post_index"]
-        if len(edges) != len(pre):
+        if edges is not None:
             weights, pre, post = weights[edges], pre[edges], post[edges]
         out = torch.zeros(pre_spikes.shape[0], n_post, dtype=self.dtype, device=self.device)
         if torch.is_grad_enabled() and (pre_spikes.requires_grad or weights.requires_grad):
@@ -204,21 +208,28 @@ class Simulation:
             return out
         offsets = torch.arange(total, device=self.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
         edge = torch.repeat_interleave(starts, counts) + offsets
-        keep = torch.isin(edge, edges) if len(edges) != len(entry["pre_index"]) else slice(None)
+        keep = slice(None) if edges is None else torch.isin(edge, edges)
         rows = torch.repeat_interleave(batch_index, counts)[keep]
         amount = (entry["weights"][edge] * torch.repeat_interleave(pre_spikes[batch_index, cell_index], counts))[keep]
         return out.index_put((rows, entry["post_index"][edge][keep]), amount, accumulate=True)
 
     # ----------------------------------------------------------------------------- the loop
+    def _record_dims(self):
+        """Along which dimension each per-chunk record is concatenated: probes, spikes and fractions, clamps."""
+        dims = [-1 for _ in self._probe_sites]
+        dims += [0, 0] * len(self._blocks)
+        dims += [-1 for stim in self.stimuli if isinstance(stim, VClamp)]
+        return dims
+
     def _chunk(self, keys, start, stop):
-        """Steps start..stop-1 as a pure function of the state tensors (so it can be checkpointed)."""
+        """Steps start..stop-1 as a pure function of the state tensors, returning (state..., records...)."""
 
         def run(*values):
             state = dict(zip(keys, values))
             samples = {probe.name: [] for probe, _, _, _ in self._probe_sites}
             spikes = {name: [] for name in self._blocks}
             fractions = {name: [] for name in self._blocks}
-            clamps = {}
+            clamps = {stim.name: [] for stim in self.stimuli if isinstance(stim, VClamp)}
             for n in range(start, stop):
                 state, records = self._step(state, n)
                 for probe, block, cells, node in self._probe_sites:
@@ -227,21 +238,47 @@ class Simulation:
                 for name in self._blocks:
                     spikes[name].append(records["spikes"][name])
                     fractions[name].append(records[f"{name}:fraction"])
-                for key, value in records.items():
-                    if key.startswith("clamp:"):
-                        clamps.setdefault(key[6:], []).append(value)
+                for name in clamps:
+                    clamps[name].append(records[f"clamp:{name}"])
             out = [state[key] for key in keys]
-            for probe, _, _, _ in self._probe_sites:
-                out.append(torch.stack(samples[probe.name], -1) if samples[probe.name] else None)
+            for probe, _, cells, _ in self._probe_sites:
+                parts = samples[probe.name]
+                out.append(torch.stack(parts, -1) if parts else torch.zeros(self.batch, len(cells), 0, dtype=self.dtype, device=self.device))
             for name in self._blocks:
                 out.append(torch.stack(spikes[name]))
                 out.append(torch.stack(fractions[name]))
-            for stim in self.stimuli:
-                if isinstance(stim, VClamp):
-                    out.append(torch.stack(clamps[stim.name], -1))
+            for name in clamps:
+                out.append(torch.stack(clamps[name], -1))
             return tuple(out)
 
         return run
+
+    def _forward(self, keys, values, n_steps, chunk, progress, boundaries=None):
+        """Run every chunk; returns (final state + concatenated records, per-chunk record sizes)."""
+        dims = self._record_dims()
+        records, sizes = [[] for _ in dims], []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n_steps, unit="step", desc="simulating", leave=False)
+        try:
+            for start in range(0, n_steps, chunk):
+                stop = min(n_steps, start + chunk)
+                if boundaries is not None:
+                    boundaries.append(values)
+                out = self._chunk(keys, start, stop)(*values)
+                values = list(out[: len(keys)])
+                sizes.append([part.shape[dim] for part, dim in zip(out[len(keys):], dims)])
+                for sink, part in zip(records, out[len(keys):]):
+                    sink.append(part)
+                self._check_finite(dict(zip(keys, values)), start, stop)
+                if bar is not None:
+                    bar.update(stop - start)
+        finally:
+            if bar is not None:
+                bar.close()
+        return tuple(values) + tuple(torch.cat(parts, dim) for parts, dim in zip(records, dims)), sizes
 
     def run(self, duration, progress=False):
         """Simulate ``duration`` ms and return a Result."""
@@ -253,81 +290,58 @@ class Simulation:
         started = time.perf_counter()
         self._prepare(n_steps)
         state = self._initial_state()
-        grad = torch.is_grad_enabled() and any(v.requires_grad for v in self._grad_inputs(state))
+        keys = list(state)
+        values = [state[k] for k in keys]
+        parameters = self._parameters()
+        grad = torch.is_grad_enabled() and any(t.requires_grad for t in values + parameters)
+        chunk = self.checkpoint_every or (max(1, int(math.sqrt(n_steps))) if grad else 500)
         threads_before = torch.get_num_threads()
         torch.set_num_threads(self.threads or _threads_for(state))
         try:
-            with torch.enable_grad() if grad else torch.no_grad():
-                collected = self._loop(state, n_steps, grad, progress)
+            if grad and self.checkpoint:
+                flat = _Recompute.apply(self, keys, n_steps, chunk, progress, *values, *parameters)
+            else:
+                with torch.enable_grad() if grad else torch.no_grad():
+                    flat, _ = self._forward(keys, values, n_steps, chunk, progress)
         finally:
             torch.set_num_threads(threads_before)
-        samples, trains, events, clamps = collected
-        traces = {name: torch.cat(parts, -1) for name, parts in samples.items()}
-        times = {probe.name: torch.arange(traces[probe.name].shape[-1], dtype=torch.float64) * self.dt * probe.every
-                 for probe, _, _, _ in self._probe_sites}
-        spikes = {name: SpikeRecord(*_concatenate(events[name]), block.population.n, n_steps * self.dt)
-                  for name, block in self._blocks.items()}
-        trains = {name: torch.cat(parts) for name, parts in trains.items()} if self.record_spike_trains else {}
-        clamps = {name: torch.cat(parts, -1) for name, parts in clamps.items()}
+        self.final_state = dict(zip(keys, flat[: len(keys)]))
+        records = list(flat[len(keys):])
+        traces, times = {}, {}
+        for probe, _, cells, node in self._probe_sites:
+            first = state[f"{probe.population}/{probe.variable}"][:, cells, node].unsqueeze(-1)
+            traces[probe.name] = torch.cat([first, records.pop(0)], -1)
+            times[probe.name] = torch.arange(traces[probe.name].shape[-1], dtype=torch.float64) * self.dt * probe.every
+        spikes, trains = {}, {}
+        for name, block in self._blocks.items():
+            train, fraction = records.pop(0), records.pop(0)
+            spikes[name] = SpikeRecord(*self._events(train.detach(), fraction.detach()), block.population.n, n_steps * self.dt)
+            if self.record_spike_trains:
+                trains[name] = train
+        clamps = {stim.name: records.pop(0) for stim in self.stimuli if isinstance(stim, VClamp)}
         return Result(self.dt, n_steps * self.dt, times, traces, spikes, trains, clamps, time.perf_counter() - started)
 
-    def _loop(self, state, n_steps, grad, progress):
-        keys = list(state)
-        chunk = self.checkpoint_every or (max(1, int(math.sqrt(n_steps))) if grad else 500)
-        samples = {p.name: [state[f"{p.population}/{p.variable}"][:, cells, node].unsqueeze(-1)] for p, _, cells, node in self._probe_sites}
-        trains = {name: [] for name in self._blocks}
-        events = {name: ([], [], []) for name in self._blocks}
-        clamps = {stim.name: [] for stim in self.stimuli if isinstance(stim, VClamp)}
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=n_steps, unit="step", desc="simulating", leave=False)
-        for start in range(0, n_steps, chunk):
-            stop = min(n_steps, start + chunk)
-            fn = self._chunk(keys, start, stop)
-            values = [state[k] for k in keys]
-            out = checkpoint(fn, *values, use_reentrant=False) if grad else fn(*values)
-            state = dict(zip(keys, out[: len(keys)]))
-            rest = list(out[len(keys):])
-            for probe, _, _, _ in self._probe_sites:
-                chunk_samples = rest.pop(0)
-                if chunk_samples is not None:
-                    samples[probe.name].append(chunk_samples)
-            for name in self._blocks:
-                train, fraction = rest.pop(0), rest.pop(0)
-                self._collect_events(events[name], train.detach(), fraction, start)
-                if self.record_spike_trains:
-                    trains[name].append(train)
-            for name in clamps:
-                clamps[name].append(rest.pop(0))
-            self._check_finite(state, start, stop)
-            if bar is not None:
-                bar.update(stop - start)
-        if bar is not None:
-            bar.close()
-        self.final_state = state
-        return samples, trains, events, clamps
-
-    def _grad_inputs(self, state):
-        tensors = list(state.values())
-        for block in self._blocks.values():
-            tensors += [density for _, density, _ in block.channels]
-            tensors += [c for _, c in block.injections]
-            for channel, _, reversal in block.channels:
-                if torch.is_tensor(reversal):
-                    tensors.append(reversal)
-                tensors += _curve_tensors(channel)
-        tensors += [entry["weights"] for entry in self._projections]
-        return [t for t in tensors if torch.is_tensor(t)]
-
-    def _collect_events(self, sink, train, fraction, start):
+    def _events(self, train, fraction):
         step, batch, cell = torch.nonzero(train, as_tuple=True)
-        if len(step):
-            frac = fraction[step, batch, cell].detach().double().cpu().numpy()
-            sink[0].append((start + step.cpu().numpy() + frac) * self.dt)
-            sink[1].append(cell.cpu().numpy())
-            sink[2].append(batch.cpu().numpy())
+        offset = fraction[step, batch, cell].double()
+        return ((step.double() + offset) * self.dt).cpu().numpy(), cell.cpu().numpy(), batch.cpu().numpy()
+
+    def _parameters(self):
+        """Every tensor the step reads that may carry a gradient (besides the state), so that the
+        recomputing backward pass can return their gradients."""
+        tensors = []
+        for block in self._blocks.values():
+            tensors += [block.capacitance, block.axial, block.axial_sum]
+            for channel, density, reversal in block.channels:
+                tensors += [density, reversal, channel.q10, channel.temperature]
+                for gate in channel.gates:
+                    for curve in gate.kinetics().values():
+                        tensors += list(curve.parameters().values())
+            tensors += [current for _, current in block.injections]
+            tensors += [t for _, _, command, conductance in block.clamps for t in (command, conductance)]
+        tensors += [entry["weights"] for entry in self._projections]
+        unique = {id(t): t for t in tensors if torch.is_tensor(t) and t.requires_grad}
+        return list(unique.values())
 
     def _check_finite(self, state, start, stop):
         for name, block in self._blocks.items():
@@ -341,13 +355,6 @@ class Simulation:
                 )
 
 
-def _concatenate(events):
-    times, cells, batches = events
-    if not times:
-        return np.zeros(0), np.zeros(0, dtype=int), np.zeros(0, dtype=int)
-    return np.concatenate(times), np.concatenate(cells).astype(int), np.concatenate(batches).astype(int)
-
-
 def _threads_for(state):
     """Intra-op threads for this run's state size.
 
@@ -359,16 +366,72 @@ def _threads_for(state):
     return 1 if largest < 100_000 else torch.get_num_threads()
 
 
-def _curve_tensors(channel):
-    values = [channel.gbar, channel.q10, channel.temperature]
-    for gate in channel.gates:
-        for curve in gate.kinetics().values():
-            for value in curve.parameters().values():
-                values.append(value)
-    return [v for v in values if torch.is_tensor(v)]
-
-
 def simulate(model, duration, **kwargs):
     """Shorthand: ``Simulation(model, **kwargs).run(duration)``."""
     progress = kwargs.pop("progress", False)
     return Simulation(model, **kwargs).run(duration, progress=progress)
+
+
+class _Recompute(torch.autograd.Function):
+    """Backpropagation through time with recomputation.
+
+    Forward runs without a graph and keeps only the state at the start of every chunk.
+    Backward walks the chunks in reverse: it re-runs one chunk from its saved state with a
+    graph, backpropagates the incoming gradients through it, and hands the gradient of the
+    chunk's initial state to the previous chunk. Peak memory is the saved states plus one
+    chunk's graph. Parameter gradients are accumulated over the chunks.
+    """
+
+    @staticmethod
+    def forward(ctx, sim, keys, n_steps, chunk, progress, *tensors):
+        boundaries = []
+        with torch.no_grad():
+            flat, sizes = sim._forward(keys, list(tensors[: len(keys)]), n_steps, chunk, progress, boundaries)
+        ctx.sim, ctx.keys, ctx.n_steps, ctx.chunk, ctx.sizes, ctx.boundaries = sim, keys, n_steps, chunk, sizes, boundaries
+        ctx.save_for_backward(*tensors[len(keys):])
+        ctx.set_materialize_grads(False)
+        return flat
+
+    @staticmethod
+    def backward(ctx, *grads):
+        sim, keys, chunk = ctx.sim, ctx.keys, ctx.chunk
+        parameters = ctx.saved_tensors
+        n_state = len(keys)
+        dims = sim._record_dims()
+        grad_state = list(grads[:n_state])
+        record_grads = grads[n_state:]
+        offsets = [0] * len(dims)
+        bounds = []
+        for sizes in ctx.sizes:
+            bounds.append([(offset, offset + size) for offset, size in zip(offsets, sizes)])
+            offsets = [offset + size for offset, size in zip(offsets, sizes)]
+        parameter_grads = [None] * len(parameters)
+        threads_before = torch.get_num_threads()
+        torch.set_num_threads(sim.threads or _threads_for(dict(zip(keys, ctx.boundaries[0]))))
+        try:
+            for index in reversed(range(len(ctx.boundaries))):
+                start = index * chunk
+                stop = min(ctx.n_steps, start + chunk)
+                inputs = [value.detach().requires_grad_(True) for value in ctx.boundaries[index]]
+                with torch.enable_grad():
+                    out = sim._chunk(keys, start, stop)(*inputs)
+                outputs, output_grads = [], []
+                for value, grad in zip(out[:n_state], grad_state):
+                    if grad is not None and value.requires_grad:
+                        outputs.append(value)
+                        output_grads.append(grad)
+                for value, grad, dim, (lo, hi) in zip(out[n_state:], record_grads, dims, bounds[index]):
+                    if grad is not None and value.requires_grad and hi > lo:
+                        outputs.append(value)
+                        output_grads.append(grad.narrow(dim if dim >= 0 else grad.dim() + dim, lo, hi - lo))
+                if not outputs:
+                    grad_state = [None] * n_state
+                    continue
+                result = torch.autograd.grad(outputs, inputs + list(parameters), output_grads, allow_unused=True)
+                grad_state = list(result[:n_state])
+                for k, grad in enumerate(result[n_state:]):
+                    if grad is not None:
+                        parameter_grads[k] = grad if parameter_grads[k] is None else parameter_grads[k] + grad
+        finally:
+            torch.set_num_threads(threads_before)
+        return (None, None, None, None, None, *grad_state, *parameter_grads)
