@@ -100,6 +100,8 @@ class Channel:
             raise ModelError(f"channel {name!r}: ion must be one of {', '.join(IONS)} or None, got {ion!r}")
         if ion is None and reversal is None:
             raise ModelError(f"channel {name!r}: give an ion or a reversal potential (mV)")
+        if _plain(gbar) < 0:
+            raise ModelError(f"channel {name!r}: gbar is a conductance density (S/cm²) and must be ≥ 0, got {_plain(gbar)!r}")
         names = [g.name for g in gates]
         if len(set(names)) != len(names):
             raise ModelError(f"channel {name!r}: gate names must be unique, got {names}")

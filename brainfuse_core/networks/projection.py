@@ -36,22 +36,27 @@ class Projection:
                 raise ModelError(f"projection {self.name}: no population {end!r}; populations are {', '.join(populations)}")
         if populations[self.post].is_source:
             raise ModelError(f"projection {self.name}: a spike source cannot receive connections")
-        if self.pre_index is not None:
-            return
-        rng = np.random.default_rng(self.seed)
-        pre, post = self.rule.connect(populations[self.pre].n, populations[self.post].n, self.pre == self.post, rng)
-        order = np.lexsort((post, pre))
-        self.pre_index = torch.as_tensor(pre[order], dtype=torch.long)
-        self.post_index = torch.as_tensor(post[order], dtype=torch.long)
+        if self.pre_index is None:
+            rng = np.random.default_rng(self.seed)
+            pre, post = self.rule.connect(populations[self.pre].n, populations[self.post].n, self.pre == self.post, rng)
+            order = np.lexsort((post, pre))
+            self.pre_index = torch.as_tensor(pre[order], dtype=torch.long)
+            self.post_index = torch.as_tensor(post[order], dtype=torch.long)
+        self.weights = self._connection_weights()
+
+    def _connection_weights(self):
+        n = self.n_connections
         weight = self.weight
-        if torch.is_tensor(weight) and weight.numel() > 1:
-            if weight.numel() != len(order):
-                raise ModelError(f"projection {self.name}: {weight.numel()} weights for {len(order)} connections")
-            self.weights = weight
-        else:
-            self.weights = torch.full((len(order),), float(weight), dtype=torch.float64)
+        if not torch.is_tensor(weight):
+            weights = torch.full((n,), float(weight), dtype=torch.float64)
             if self.learnable:
-                self.weights.requires_grad_(True)
+                self.weight = weights.requires_grad_(True)
+            return weights
+        if weight.numel() == 1:
+            return weight.reshape(1).expand(n)
+        if weight.numel() != n:
+            raise ModelError(f"projection {self.name}: {weight.numel()} weights for {n} connections")
+        return weight
 
     @property
     def n_connections(self):

@@ -87,6 +87,10 @@ def library_channel(name, entry):
 def build_cell(name, entry, channels):
     where = f"cells.{name}"
     sections = entry["morphology"]
+    for section_name, section in sections.items():
+        if "parent" in section and section["parent"] not in sections:
+            raise ProjectError(f"{where}.morphology.{section_name}.parent",
+                               f"no section {section['parent']!r} in this cell; its sections are {_names(sections)}")
     places = {"all"} | set(sections) | {section.get("region", "soma") for section in sections.values()}
     for group in ("insert", "pools"):
         for k, item in enumerate(entry.get(group, [])):

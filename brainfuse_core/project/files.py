@@ -45,21 +45,36 @@ def read_json(path):
 
 
 def dumps(data):
-    """Indented JSON (2 spaces) with lists of plain values kept on one line, ending in a newline."""
+    """Indented JSON (2 spaces) ending in a newline. Lists of plain values, and short objects of plain values,
+    stay on one line so that sections, insertions and settings read as single rows."""
     return _render(data, 0) + "\n"
 
 
+INLINE_OBJECT_WIDTH = 80
+
+
 def _render(value, depth):
+    if not value or not isinstance(value, (dict, list)) or _one_line(value):
+        return _inline(value)
     inner, outer = "  " * (depth + 1), "  " * depth
-    if isinstance(value, dict) and value:
-        items = [f"{inner}{_scalar(str(key))}: {_render(item, depth + 1)}" for key, item in value.items()]
+    if isinstance(value, dict):
+        items = [f"{inner}{_inline(str(key))}: {_render(item, depth + 1)}" for key, item in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + outer + "}"
-    if isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
-        return "[\n" + ",\n".join(inner + _render(item, depth + 1) for item in value) + "\n" + outer + "]"
-    return _scalar(value)
+    return "[\n" + ",\n".join(inner + _render(item, depth + 1) for item in value) + "\n" + outer + "]"
 
 
-def _scalar(value):
+def _one_line(value):
+    if isinstance(value, list):
+        return all(_plain(item) for item in value)
+    flat = all(_plain(item) or (isinstance(item, list) and all(_plain(x) for x in item)) for item in value.values())
+    return flat and len(_inline(value)) <= INLINE_OBJECT_WIDTH
+
+
+def _plain(value):
+    return not isinstance(value, (dict, list))
+
+
+def _inline(value):
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 

@@ -23,7 +23,7 @@ class Project:
             # A JSON round trip turns tuples into lists and rejects NaN and non-JSON values up front.
             data = json.loads(json.dumps(data, allow_nan=False))
         except (TypeError, ValueError) as err:
-            raise ProjectError("", f"a project is plain JSON data: {err}") from None
+            raise ProjectError("", f"a project holds only JSON values (objects, lists, strings, finite numbers, booleans, null): {err}") from None
         check_structure(data)
         build(data)
         self._data = data

@@ -3,7 +3,7 @@
 The schema checks shapes, types and plain ranges; cross-references (which cell a population
 uses, which channel a cell inserts) and the physics are checked when the project is built.
 Subschemas may carry two keywords of our own that the validator ignores: ``units`` (named in
-messages about numbers) and ``message`` (replaces the generic text for names and distributions).
+messages about numbers) and ``message`` (replaces the generic text for names, distributions and pairs).
 """
 
 import json
@@ -49,6 +49,20 @@ def listing(items, min_items=0):
 def named(values):
     """An object mapping identifiers to ``values``."""
     return {"type": "object", "propertyNames": IDENTIFIER, "additionalProperties": values}
+
+
+def tagged(tag, variants, required=()):
+    """An object whose ``tag`` field picks one of ``variants`` (tag value → (fields, required fields))."""
+    return {
+        "type": "object",
+        "required": [tag, *required],
+        "properties": {tag: {"enum": list(variants)}},
+        "allOf": [
+            {"if": {"required": [tag], "properties": {tag: {"const": value}}},
+             "then": obj({tag: {"const": value}, **fields}, variant_required)}
+            for value, (fields, variant_required) in variants.items()
+        ],
+    }
 
 
 def distribution(units, **bounds):
@@ -140,19 +154,24 @@ POPULATION = obj({
     "spike_times": listing(listing(non_negative("ms")), min_items=1),
 })
 
+SYNAPSES = {
+    "exp": ({"tau": positive("ms"), "e_rev": number("mV")}, []),
+    "exp2": ({"tau_rise": positive("ms"), "tau_decay": positive("ms"), "e_rev": number("mV")}, []),
+}
+RULES = {
+    "all_to_all": ({"allow_self": {"type": "boolean"}}, []),
+    "fixed_probability": ({"p": number("(probability)", minimum=0, maximum=1), "allow_self": {"type": "boolean"}}, ["p"]),
+    "fixed_indegree": ({"k": {"type": "integer", "minimum": 0}, "allow_self": {"type": "boolean"}}, ["k"]),
+    "explicit": ({"pairs": listing({"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2,
+                                    "message": "a pair is [pre index, post index]"})}, ["pairs"]),
+}
+
 PROJECTION = obj(
     {
         "pre": IDENTIFIER,
         "post": IDENTIFIER,
-        "synapse": obj({
-            "kind": {"type": "string"}, "tau": positive("ms"), "tau_rise": positive("ms"), "tau_decay": positive("ms"),
-            "e_rev": number("mV"),
-        }, ["kind"]),
-        "connect": obj({
-            "rule": {"type": "string"}, "p": number("(probability)", minimum=0, maximum=1),
-            "k": {"type": "integer", "minimum": 0}, "allow_self": {"type": "boolean"},
-            "pairs": listing({"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2}),
-        }, ["rule"]),
+        "synapse": tagged("kind", SYNAPSES),
+        "connect": tagged("rule", RULES),
         "weight": non_negative("µS"),
         "seed": {"type": "integer", "minimum": 0},
         "delay": non_negative("ms"),
@@ -183,15 +202,7 @@ STIMULI = {
                                    "message": "a level is [duration ms, command mV]"}, min_items=1),
                 "rs": positive("MΩ"), **TARGET}, ["levels"]),
 }
-STIMULUS = {
-    "type": "object",
-    "required": ["type", "population"],
-    "properties": {"type": {"enum": list(STIMULI)}},
-    "allOf": [
-        {"if": {"properties": {"type": {"const": kind}}}, "then": obj(dict(fields, type={"const": kind}), required)}
-        for kind, (fields, required) in STIMULI.items()
-    ],
-}
+STIMULUS = tagged("type", STIMULI, required=["population"])
 
 RECORDING = obj(
     {**TARGET, "variable": {"type": "string"}, "every": {"type": "integer", "minimum": 1}},

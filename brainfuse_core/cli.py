@@ -1,0 +1,127 @@
+"""The ``brainfuse`` command line.
+
+``brainfuse run PROJECT`` simulates a project file and writes traces, spikes, a summary and a
+plot; ``brainfuse validate`` runs the validation cases against the reference simulators.
+Problems with the user's input print one line ``error: ...`` and exit with status 2; a
+failed validation case exits with status 1.
+"""
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from .errors import BrainFuseError
+
+EXIT_FAILED_CASES = 1
+EXIT_ERROR = 2
+
+
+def main(argv=None):
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except BrainFuseError as err:
+        return _error(err)
+    except OSError as err:
+        # Output directories that cannot be created or written.
+        return _error(f"{err.filename}: {err.strerror}" if err.filename else err)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="brainfuse", description="Differentiable biophysical neuron simulation.")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
+
+    run = verbs.add_parser("run", help="simulate a project file", description="Simulate a project file and save the results.")
+    run.add_argument("project", type=Path, help="a project file (.json)")
+    run.add_argument("--out", type=Path, help="output directory (default: out/<project name>)")
+    run.add_argument("--duration", type=_positive_ms, help="simulated time in ms (default: the project's run.duration)")
+    run.set_defaults(handler=_run)
+
+    validate = verbs.add_parser("validate", help="compare against reference simulators",
+                                description="Run the validation cases and print a pass/fail table.")
+    validate.add_argument("--quick", action="store_true", help="only the fast cases")
+    validate.set_defaults(handler=_validate)
+    return parser
+
+
+def _positive_ms(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of ms: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of ms, got {text}")
+    return value
+
+
+def _run(args):
+    from .project import load_project
+
+    project = load_project(args.project)
+    out = args.out if args.out is not None else Path("out") / args.project.stem
+    result = project.run(args.duration, progress=True)
+    result.save(out)
+    result.plot(out / "plot.png")
+    print(f"{args.project.stem}: {result.duration:g} ms simulated in {result.wall_time:.1f} s")
+    for name, summary in result.spike_summary().items():
+        n_cells = result.spikes[name].n_cells
+        print(f"  {name}: {summary['spikes']} spikes, mean rate {summary['mean_rate_hz']:.2f} Hz over {n_cells} "
+              f"cell{'s' if n_cells != 1 else ''}")
+    print(f"wrote {out}/: traces.npz, spikes.csv, summary.json, plot.png")
+    return 0
+
+
+VALIDATION_FIELDS = ("name", "metric", "value", "limit", "passed", "note")
+
+
+def _validate(args):
+    try:
+        validation = importlib.import_module("brainfuse_core.validation")
+    except ModuleNotFoundError as err:
+        if err.name == "brainfuse_core.validation":
+            return _error("the validation cases (brainfuse_core.validation) are not part of this installation")
+        return _error(f"the validation cases need the {err.name!r} package, which is not installed")
+    rows = [_case_fields(case) for case in validation.run_cases(quick=args.quick)]
+    if not rows:
+        return _error("no validation cases ran")
+    print(_table(rows))
+    failed = [row["name"] for row in rows if not row["passed"]]
+    print(f"{len(rows) - len(failed)} of {len(rows)} cases passed" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return EXIT_FAILED_CASES if failed else 0
+
+
+def _case_fields(case):
+    """A case result may be a mapping or an object with the same fields."""
+    get = case.get if isinstance(case, dict) else lambda field: getattr(case, field, None)
+    return {field: get(field) for field in VALIDATION_FIELDS}
+
+
+def _table(rows):
+    header = ("case", "metric", "value", "limit", "result", "note")
+    cells = [header] + [
+        (str(row["name"]), str(row["metric"]), _number(row["value"]), _number(row["limit"]),
+         "pass" if row["passed"] else "FAIL", str(row["note"] or ""))
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(header))]
+    lines = ["  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip() for line in cells]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _number(value):
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _error(message):
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
