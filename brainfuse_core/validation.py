@@ -15,6 +15,7 @@ Conventions shared by every case:
   current density (µA/cm²) switched on at t = 0 and started from −65 mV.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -117,7 +118,7 @@ def rallpack_cable(active, nseg=RALLPACK_NSEG):
 def _squid_traces(currents_ua_per_cm2, dt_ms, duration_ms, method="backward_euler", dtype=torch.float64):
     """(B, samples) numpy voltage traces (mV) of the squid cell, one batch element per current density."""
     currents = torch.as_tensor(currents_ua_per_cm2, dtype=torch.float64).reshape(-1)
-    stimulus = IClamp(currents if len(currents) > 1 else float(currents[0]), 0.0, 1e9, density=True)
+    stimulus = IClamp(currents, 0.0, 1e9, density=True)
     result = Simulation(squid_cell(), stimuli=[stimulus], dt=dt_ms, celsius=CELSIUS, method=method, dtype=dtype,
                         batch=len(currents)).run(duration_ms)
     return result.traces["cell.v"][:, 0].double().numpy()
@@ -221,3 +222,332 @@ def squid_vs_neuron(quick=False):
     ]
 
 
+# ------------------------------------------------------------------------------------ (b) convergence to the exact ODE
+
+def convergence_to_exact(quick=False):
+    """Spike-time error of the squid cell (10 µA/cm²) against the exact ODE as dt halves.
+
+    The exact solution is DOP853 at rtol = atol = 1e-12 on the ODE built from the same channel
+    objects, with spike times found on its dense output. Crank–Nicolson must converge at second
+    order (observed order ≥ 1.8 for every halving from dt ≤ 0.05 ms) and be within 0.05 ms at
+    dt = 0.025 ms; backward Euler's first-order error is reported. The quick variant runs 40 ms
+    (3 spikes) instead of 100 ms (7 spikes) and leaves out dt = 0.1 ms.
+    """
+    name = "convergence_to_exact"
+    duration = 40.0 if quick else 100.0
+    dts = (0.05, 0.025, 0.0125) if quick else (0.1, 0.05, 0.025, 0.0125)
+    cell = squid_cell()
+    injected_na = SQUID_DRIVE_UA_PER_CM2 * float(cell.layout.area[0]) * UA_PER_CM2_TO_NA
+    exact = solve_point_cell(cell, duration, injected_na=injected_na, celsius=CELSIUS, threshold_mv=THRESHOLD_MV)
+    records = [_reported(f"{name}/exact_spikes", "spikes in the exact solution", len(exact.spike_times),
+                         f"{exact.n_rhs_evaluations} RHS evaluations")]
+    for method in ("backward_euler", "crank_nicolson"):
+        errors = []
+        for dt in dts:
+            spikes = _spike_times(_squid_traces([SQUID_DRIVE_UA_PER_CM2], dt, duration, method)[0], dt)
+            errors.append(_spike_time_difference(spikes, exact.spike_times))
+            key, metric = f"{name}/{method}/dt={dt:g}", f"{method} dt = {dt:g} ms: max |spike time − exact| (ms)"
+            note = "" if len(spikes) == len(exact.spike_times) else f"{len(spikes)} spikes, exact has {len(exact.spike_times)}"
+            if method == "crank_nicolson" and dt == 0.025:
+                records.append(_at_most(key, metric, errors[-1], 0.05, note))
+            else:
+                records.append(_reported(key, metric, errors[-1], note))
+        for k in range(1, len(dts)):
+            order = np.log(errors[k - 1] / errors[k]) / np.log(dts[k - 1] / dts[k])
+            key = f"{name}/{method}/order_{dts[k - 1]:g}_to_{dts[k]:g}"
+            metric = f"{method}: observed order of convergence from dt {dts[k - 1]:g} to {dts[k]:g} ms"
+            if method == "crank_nicolson" and dts[k - 1] <= 0.05:
+                records.append(_within(key, metric, order, 1.8))
+            else:
+                records.append(_reported(key, metric, order))
+    return records
+
+
+# ------------------------------------------------------------------------------------ (c) single precision
+
+def float32_vs_float64(quick=False):
+    """Squid cell in float32 against float64: spike times (10 µA/cm², 100 ms) and rest (no stimulus, 50 ms)."""
+    name, dt = "float32_vs_float64", 0.025
+    single, double = (_squid_traces([SQUID_DRIVE_UA_PER_CM2], dt, 100.0, dtype=dtype)[0] for dtype in (torch.float32, torch.float64))
+    single_spikes, double_spikes = _spike_times(single, dt), _spike_times(double, dt)
+    rest_single, rest_double = (_squid_traces([0.0], dt, 50.0, dtype=dtype)[0] for dtype in (torch.float32, torch.float64))
+    return [
+        _at_most(f"{name}/spike_count", "|Δ spike count| float32 vs float64", abs(len(single_spikes) - len(double_spikes)), 0),
+        _at_most(f"{name}/spike_times", "max |Δ spike time| float32 vs float64 (ms)", _spike_time_difference(single_spikes, double_spikes), 0.2),
+        _at_most(f"{name}/rest", "max |ΔV| at rest over 50 ms, float32 vs float64 (mV)", np.max(np.abs(rest_single - rest_double)), 0.01,
+                 f"float64 v(50 ms) = {rest_double[-1]:.6f} mV"),
+    ]
+
+
+# ------------------------------------------------------------------------------------ (d) Rallpack 1
+
+def sealed_cable_step_response(t_ms, x_um, length_um, diameter_um, ra_ohm_cm, rm_ohm_cm2, cm_uf_per_cm2, current_na):
+    """Deflection V − V_rest (mV) of a uniform passive cable with sealed ends after a current step at x = 0, t = 0.
+
+    With λ = √(Rm d / 4Ra), τ = Rm Cm, X = x/λ, L = ℓ/λ, T = t/τ and R∞ = Ra λ / (π d²/4) (the input
+    resistance of a semi-infinite cable), the cable equation V_XX = V_T + V with −V_X(0) = R∞ I,
+    V_X(L) = 0 and V(X, 0) = 0 has the steady state R∞ I cosh(L − X) / sinh L. The transient is
+    expanded in the sealed-end eigenfunctions cos(kₙX), kₙ = nπ/L, each decaying as e^(−(1 + kₙ²)T);
+    since ∫₀ᴸ cosh(L − X) cos(kₙX) dX = sinh L / (1 + kₙ²), the coefficients of −(steady state) give
+
+        V = R∞ I [cosh(L − X)/sinh L − e^(−T)/L − (2/L) Σₙ≥₁ cos(kₙX) e^(−(1 + kₙ²)T) / (1 + kₙ²)].
+
+    The sum stops where kₙ² T ≥ 50 at the earliest sampled T > 0 (later terms are below e^(−50)
+    of the first); at t = 0 the deflection is 0.
+    """
+    t_ms = np.asarray(t_ms, dtype=float)
+    lambda_cm = math.sqrt(rm_ohm_cm2 * diameter_um * 1e-4 / (4.0 * ra_ohm_cm))
+    r_inf_megaohm = ra_ohm_cm * lambda_cm / (math.pi * (diameter_um * 1e-4 / 2.0) ** 2) * 1e-6
+    tau_ms = rm_ohm_cm2 * cm_uf_per_cm2 * 1e-3
+    electrotonic_length, position = length_um * 1e-4 / lambda_cm, x_um * 1e-4 / lambda_cm
+    time = t_ms / tau_ms
+    earliest = time[time > 0].min()
+    n_terms = int(math.ceil(electrotonic_length / math.pi * math.sqrt(50.0 / earliest))) + 1
+    k = np.arange(1, n_terms + 1) * math.pi / electrotonic_length
+    decay = np.exp(-np.outer(np.maximum(time, 0.0), 1.0 + k * k)) / (1.0 + k * k)
+    series = decay @ np.cos(k * position)
+    steady = math.cosh(electrotonic_length - position) / math.sinh(electrotonic_length)
+    deflection = r_inf_megaohm * current_na * (steady - np.exp(-time) / electrotonic_length - 2.0 / electrotonic_length * series)
+    return np.where(time > 0, deflection, 0.0)
+
+
+def rallpack1_vs_analytic(quick=False):
+    """Rallpack 1: the passive axon (1000 compartments, dt 0.05 ms, 250 ms) against the analytic cable.
+
+    Errors are of the deflection V − (−65 mV) at x = 0 and x = 1: RMS of the difference over RMS
+    of the analytic deflection (< 0.1 %), and max |difference| over max analytic deflection
+    (< 0.5 %). Backward Euler is judged; Crank–Nicolson is reported.
+    """
+    name, dt = "rallpack1_vs_analytic", RALLPACK_DT_MS
+    records = []
+    for method in ("backward_euler", "crank_nicolson"):
+        traces = _rallpack_traces(False, method, dt)
+        t = np.arange(len(traces[0])) * dt
+        for x, trace in zip((0.0, 1.0), traces):
+            exact = sealed_cable_step_response(t, x * RALLPACK_LENGTH_UM, RALLPACK_LENGTH_UM, RALLPACK_DIAMETER_UM, RALLPACK_RA_OHM_CM,
+                                               RALLPACK_RM_OHM_CM2, RALLPACK_CM_UF_PER_CM2, RALLPACK_CURRENT_NA)
+            difference = (trace - V_INIT_MV) - exact
+            rms = np.sqrt(np.mean(difference ** 2)) / np.sqrt(np.mean(exact ** 2))
+            worst = np.max(np.abs(difference)) / np.max(np.abs(exact))
+            note = f"worst at t = {t[np.argmax(np.abs(difference))]:g} ms"
+            rms_metric, max_metric = f"{method} x = {x:g}: RMS error / RMS deflection", f"{method} x = {x:g}: max error / max deflection"
+            if method == "backward_euler":
+                records.append(_at_most(f"{name}/{method}/x={x:g}/rms", rms_metric, rms, 0.001))
+                records.append(_at_most(f"{name}/{method}/x={x:g}/max", max_metric, worst, 0.005, note))
+            else:
+                records.append(_reported(f"{name}/{method}/x={x:g}/rms", rms_metric, rms))
+                records.append(_reported(f"{name}/{method}/x={x:g}/max", max_metric, worst, note))
+    return records
+
+
+# ------------------------------------------------------------------------------------ (e) Rallpack 3
+
+def rallpack3_vs_neuron(quick=False):
+    """Rallpack 3: the axon with ``hh`` (1000 compartments, dt 0.05 ms, 250 ms, backward Euler) against NEURON.
+
+    At x = 0 and x = 1: RMS and max of the voltage difference relative to NEURON's trace's
+    peak-to-peak range (< 0.1 %, < 0.5 %), and spike times (same count, within 0.01 ms as in
+    the point-cell case).
+    """
+    name = "rallpack3_vs_neuron"
+    h = _neuron()
+    if h is None:
+        return [_skipped(f"{name}/voltage", "relative voltage error vs NEURON", "neuron not installed")]
+    ours, theirs = _rallpack_traces(True), neuron_rallpack_traces(h, True)
+    records = []
+    for x, mine, reference in zip((0.0, 1.0), ours, theirs):
+        difference, span = mine - reference, np.ptp(reference)
+        my_spikes, their_spikes = _spike_times(mine, RALLPACK_DT_MS), _spike_times(reference, RALLPACK_DT_MS)
+        key = f"{name}/x={x:g}"
+        records += [
+            _at_most(f"{key}/rms", f"x = {x:g}: RMS |ΔV| / NEURON peak-to-peak", np.sqrt(np.mean(difference ** 2)) / span, 0.001),
+            _at_most(f"{key}/max", f"x = {x:g}: max |ΔV| / NEURON peak-to-peak", np.max(np.abs(difference)) / span, 0.005),
+            _at_most(f"{key}/spike_count", f"x = {x:g}: |Δ spike count| vs NEURON", abs(len(my_spikes) - len(their_spikes)), 0,
+                     f"{len(their_spikes)} spikes in NEURON"),
+            _at_most(f"{key}/spike_times", f"x = {x:g}: max |Δ spike time| vs NEURON (ms)", _spike_time_difference(my_spikes, their_spikes), 0.01),
+        ]
+    return records
+
+
+# ------------------------------------------------------------------------------------ (f) f–I curve
+
+FI_DT_MS = 0.025
+FI_DURATION_MS = 500.0
+FI_WINDOW_MS = (100.0, 500.0)
+# Still firing in the last 50 ms of the window means firing continues through it (ISIs near onset are ~18 ms).
+FI_TAIL_MS = 50.0
+
+
+def firing_summary(spike_times_ms):
+    """(rate Hz, repetitive) from one run: rate = 1000 / mean ISI of the spikes in 100–500 ms
+    (0 with fewer than two); repetitive = at least two spikes there and one in its last 50 ms."""
+    window = spike_times_ms[(spike_times_ms >= FI_WINDOW_MS[0]) & (spike_times_ms <= FI_WINDOW_MS[1])]
+    if len(window) < 2:
+        return 0.0, False
+    return 1000.0 / float(np.mean(np.diff(window))), bool(window[-1] >= FI_WINDOW_MS[1] - FI_TAIL_MS)
+
+
+def squid_fi(currents_ua_per_cm2):
+    """BrainFuse f–I points, all currents in one batched run: list of (rate Hz, repetitive)."""
+    traces = _squid_traces(currents_ua_per_cm2, FI_DT_MS, FI_DURATION_MS)
+    return [firing_summary(_spike_times(trace, FI_DT_MS)) for trace in traces]
+
+
+def neuron_squid_fi(h, currents_ua_per_cm2):
+    """NEURON f–I points, one run per current: list of (rate Hz, repetitive)."""
+    return [firing_summary(_spike_times(neuron_squid_trace(h, current, FI_DT_MS, FI_DURATION_MS), FI_DT_MS))
+            for current in currents_ua_per_cm2]
+
+
+def onset_by_bisection(fi, currents, summaries, tolerance, probes_per_round):
+    """Lowest current (µA/cm²) of repetitive firing, to ``tolerance``.
+
+    The bracket starts at the first repetitive current of a sorted scan and the one below it;
+    each round tests ``probes_per_round`` evenly spaced currents inside it with ``fi`` (one
+    batched run, or plain bisection for 1) and keeps the sub-interval where firing starts.
+    """
+    flags = [repetitive for _, repetitive in summaries]
+    if True not in flags or flags.index(True) == 0:
+        return math.nan
+    first = flags.index(True)
+    low, high = currents[first - 1], currents[first]
+    while high - low > tolerance:
+        probes = np.linspace(low, high, probes_per_round + 2)[1:-1]
+        probe_flags = [repetitive for _, repetitive in fi(probes)]
+        if True in probe_flags:
+            hit = probe_flags.index(True)
+            low, high = (probes[hit - 1] if hit > 0 else low), probes[hit]
+        else:
+            low = probes[-1]
+    return (low + high) / 2.0
+
+
+def fi_curve_vs_neuron(quick=False):
+    """f–I curve of the squid cell (dt 0.025 ms, 500 ms, rate over 100–500 ms) against NEURON, and the onset.
+
+    Full: 0–20 µA/cm² every 0.5 plus 6.0–6.5 every 0.01, onset bisected to 1e-4 µA/cm². Quick:
+    0–20 every 2.5 plus 6.1–6.3 every 0.02, onset taken from that bracket. Every rate must match
+    NEURON's within 1 % (a silent current must be silent in both); the onset must lie in 6.1–6.3.
+    """
+    name = "fi_curve_vs_neuron"
+    if quick:
+        coarse, fine, tolerance = np.arange(0.0, 20.01, 2.5), np.linspace(6.1, 6.3, 11), 0.02
+    else:
+        coarse, fine, tolerance = np.arange(0.0, 20.01, 0.5), np.linspace(6.0, 6.5, 51), 1e-4
+    currents = np.unique(np.round(np.concatenate([coarse, fine]), 10))
+    ours = squid_fi(currents)
+    onset = onset_by_bisection(squid_fi, currents, ours, tolerance, probes_per_round=15)
+    records = [_within(f"{name}/onset", "onset of repetitive firing (µA/cm²)", onset, 6.1, 6.3, f"resolved to {tolerance:g} µA/cm²")]
+    h = _neuron()
+    if h is None:
+        return records + [_skipped(f"{name}/rates", "max relative rate difference vs NEURON", "neuron not installed")]
+    theirs = neuron_squid_fi(h, currents)
+    their_onset = onset_by_bisection(functools.partial(neuron_squid_fi, h), currents, theirs, tolerance, probes_per_round=1)
+    differences = [abs(mine - reference) / reference if reference > 0 else (0.0 if mine == 0 else math.inf)
+                   for (mine, _), (reference, _) in zip(ours, theirs)]
+    worst = int(np.argmax(differences))
+    return records + [
+        _at_most(f"{name}/rates", "max relative rate difference vs NEURON", differences[worst], 0.01,
+                 f"{len(currents)} currents; worst at {currents[worst]:g} µA/cm²: {ours[worst][0]:.4f} vs {theirs[worst][0]:.4f} Hz"),
+        _reported(f"{name}/neuron_onset", "NEURON onset of repetitive firing (µA/cm²)", their_onset),
+        _reported(f"{name}/onset_difference", "|onset − NEURON onset| (µA/cm²)", abs(onset - their_onset)),
+    ]
+
+
+# ------------------------------------------------------------------------------------ (g) gradients
+
+GRADIENT_DT_MS = 0.025
+GRADIENT_DURATION_MS = 20.0
+GRADIENT_CABLE_NSEG = 50
+# hh_k's α_n replaced by a tabulated curve through these control points (mV); the one at
+# GRADIENT_TABULATED_POINT_MV is the learnable value whose gradient is checked.
+GRADIENT_TABULATED_POINTS_MV = tuple(float(v) for v in range(-100, 61, 10))
+GRADIENT_TABULATED_POINT_MV = -50.0
+GRADIENT_PARAMETERS = ("hh_na.gbar", "hh_k.gbar", "leak.gbar", f"hh_k.n.alpha[{GRADIENT_TABULATED_POINT_MV:g} mV]")
+
+
+def first_spike_time(trace, dt_ms, threshold_mv=THRESHOLD_MV):
+    """Time (ms) of the first upward threshold crossing, linearly interpolated; differentiable in ``trace``."""
+    crossings = torch.nonzero((trace[:-1] < threshold_mv) & (trace[1:] >= threshold_mv)).flatten()
+    if len(crossings) == 0:
+        raise ModelError("first_spike_time: the trace never crosses the threshold")
+    n = int(crossings[0])
+    return (n + (threshold_mv - trace[n]) / (trace[n + 1] - trace[n])) * dt_ms
+
+
+def gradient_model(model, parameters):
+    """The squid cell or a 50-compartment Rallpack-geometry ``hh`` cable, with ``parameters`` (see
+    GRADIENT_PARAMETERS) in place, and its stimulus and probes."""
+    na, k, leak = channel("hh_na", gbar=parameters[0]), channel("hh_k", gbar=parameters[1]), channel("leak", gbar=parameters[2])
+    points = torch.tensor(GRADIENT_TABULATED_POINTS_MV, dtype=torch.float64)
+    fitted = k.gates[0].alpha({"v": points})
+    index = GRADIENT_TABULATED_POINTS_MV.index(GRADIENT_TABULATED_POINT_MV)
+    values = torch.cat([fitted[:index], parameters[3:4], fitted[index + 1:]])
+    k.gates[0] = Gate("n", k.gates[0].power, alpha=Tabulated(points=GRADIENT_TABULATED_POINTS_MV, values=values), beta=k.gates[0].beta)
+    if model == "squid":
+        cell = Cell.point(diameter=SQUID_DIAMETER_UM, channels=[na, k, leak])
+        return cell, [IClamp(SQUID_DRIVE_UA_PER_CM2, 0.0, 1e9, density=True)], [Probe("cell", "v")]
+    cell = Cell(Morphology([Section("cable", RALLPACK_LENGTH_UM, RALLPACK_DIAMETER_UM, nseg=GRADIENT_CABLE_NSEG)]),
+                ra=RALLPACK_RA_OHM_CM, cm=RALLPACK_CM_UF_PER_CM2)
+    for ch in (na, k, leak):
+        cell.insert(ch)
+    stimulus = IClamp(RALLPACK_CURRENT_NA, 0.0, 1e9, section="cable", x=0.0)
+    return cell, [stimulus], [Probe("cell", "v", section="cable", x=0.0), Probe("cell", "v", section="cable", x=1.0)]
+
+
+def gradient_losses(model, parameters):
+    """(mean squared voltage over the probes, mV²; first spike time at the last probe, ms) of a 20 ms run."""
+    cell, stimuli, probes = gradient_model(model, parameters)
+    result = Simulation(cell, stimuli=stimuli, probes=probes, dt=GRADIENT_DT_MS, celsius=CELSIUS).run(GRADIENT_DURATION_MS)
+    traces = [result.traces[probe.name][0, 0] for probe in probes]
+    return torch.stack(traces).pow(2).mean(), first_spike_time(traces[-1], GRADIENT_DT_MS)
+
+
+def gradient_check(model, relative_step=1e-6):
+    """Autograd against central finite differences for every parameter and both losses.
+
+    Returns {loss name: [(parameter, autograd, finite difference, relative error), …]}.
+    """
+    k = channel("hh_k")
+    alpha = k.gates[0].alpha({"v": torch.tensor(GRADIENT_TABULATED_POINT_MV, dtype=torch.float64)})
+    base = torch.tensor([channel("hh_na").gbar, k.gbar, channel("leak").gbar, float(alpha)], dtype=torch.float64)
+    parameters = base.clone().requires_grad_(True)
+    losses = gradient_losses(model, parameters)
+    autograd = [torch.autograd.grad(loss, parameters, retain_graph=True)[0] for loss in losses]
+    finite = [torch.zeros_like(base) for _ in losses]
+    with torch.no_grad():
+        for i in range(len(base)):
+            step = relative_step * abs(float(base[i]))
+            plus, minus = base.clone(), base.clone()
+            plus[i] += step
+            minus[i] -= step
+            for derivative, high, low in zip(finite, gradient_losses(model, plus), gradient_losses(model, minus)):
+                derivative[i] = (high - low) / (2.0 * step)
+    checks = {}
+    for loss_name, exact, estimate in zip(("mean_square_voltage", "first_spike_time"), autograd, finite):
+        errors = ((exact - estimate).abs() / estimate.abs()).tolist()
+        checks[loss_name] = list(zip(GRADIENT_PARAMETERS, exact.tolist(), estimate.tolist(), errors))
+    return checks
+
+
+def gradients_vs_finite_differences(quick=False):
+    """d(loss)/d(hh_na, hh_k, leak gbar and a tabulated α_n point) by autograd vs central FD (step 1e-6 relative),
+    float64, for the squid cell and a 50-compartment cable; relative error ≤ 1e-5 for each."""
+    records = []
+    for model in ("squid", "cable"):
+        for loss_name, rows in gradient_check(model).items():
+            worst = max(rows, key=lambda row: row[3])
+            records.append(_at_most(f"gradients/{model}/{loss_name}", f"{model}, {loss_name}: max relative error autograd vs FD",
+                                    worst[3], 1e-5, f"worst: {worst[0]}"))
+    return records
+
+
+# ------------------------------------------------------------------------------------ all cases
+
+CASES = (squid_vs_neuron, convergence_to_exact, float32_vs_float64, rallpack1_vs_analytic, rallpack3_vs_neuron,
+         fi_curve_vs_neuron, gradients_vs_finite_differences)
+
+
+def run_cases(quick=False):
+    """Run every case; ``quick`` picks the CI-sized variants. Returns the records in case order."""
+    return [record for case in CASES for record in case(quick)]

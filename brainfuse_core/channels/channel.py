@@ -58,8 +58,8 @@ class Gate:
         if self.alpha is not None:
             alpha, beta = self.alpha(state), self.beta(state)
             total = alpha + beta
-            return x + (alpha / total - x) * -torch.expm1(-dt * rate_factor * total)
-        return x + (self.inf(state) - x) * -torch.expm1(-dt * rate_factor / self.tau(state))
+            return x + (x - alpha / total) * torch.expm1(-dt * rate_factor * total)
+        return x + (x - self.inf(state)) * torch.expm1(-dt * rate_factor / self.tau(state))
 
     def kinetics(self):
         if self.alpha is not None:

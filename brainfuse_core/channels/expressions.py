@@ -16,10 +16,11 @@ from ..errors import ExpressionError
 
 
 def _explinear(x):
-    """x / (1 - exp(-x)), finite and smooth at x = 0 (the exp-linear rate of NeuroML)."""
+    """x / (1 − exp(−x)), the exp-linear rate of NeuroML, with its Taylor expansion 1 + x/2 near 0
+    so that the value and its derivative stay exact there (NEURON's vtrap does the same)."""
     small = x.abs() < 1e-6
     safe = torch.where(small, torch.ones_like(x), x)
-    return torch.where(small, 1.0 + 0.5 * x, safe / (-torch.expm1(-safe)))
+    return torch.where(small, 1.0 + 0.5 * x, safe / -torch.expm1(-safe))
 
 
 FUNCTIONS = {
