@@ -69,10 +69,14 @@ def _run(args):
     print(f"{args.project.stem}: {result.duration:g} ms simulated in {result.wall_time:.1f} s")
     for name, summary in result.spike_summary().items():
         n_cells = result.spikes[name].n_cells
-        print(f"  {name}: {summary['spikes']} spikes, mean rate {summary['mean_rate_hz']:.2f} Hz over {n_cells} "
-              f"cell{'s' if n_cells != 1 else ''}")
+        print(f"  {name}: {_count(summary['spikes'], 'spike')}, mean rate {summary['mean_rate_hz']:.2f} Hz "
+              f"over {_count(n_cells, 'cell')}")
     print(f"wrote {out}/: traces.npz, spikes.csv, summary.json, plot.png")
     return 0
+
+
+def _count(n, noun):
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 VALIDATION_FIELDS = ("name", "metric", "value", "limit", "passed", "note")

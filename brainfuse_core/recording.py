@@ -31,8 +31,8 @@ class Result:
     ``clamp_currents[name]``: (B, sites, steps) nA for voltage clamps.
     """
 
-    def __init__(self, dt, duration, times, traces, spikes, spike_trains, clamp_currents, wall_time):
-        self.dt, self.duration = dt, duration
+    def __init__(self, dt, duration, batch, times, traces, variables, spikes, spike_trains, clamp_currents, wall_time):
+        self.dt, self.duration, self.batch, self.variables = dt, duration, batch, variables
         self.times, self.traces, self.spikes = times, traces, spikes
         self.spike_trains, self.clamp_currents, self.wall_time = spike_trains, clamp_currents, wall_time
 
@@ -47,10 +47,9 @@ class Result:
         """{population: {"spikes": count, "mean_rate_hz": mean over cells and batch}}."""
         summary = {}
         for name, record in self.spikes.items():
-            batches = max(1, int(record.batch.max()) + 1) if len(record) else 1
             summary[name] = {
                 "spikes": int(len(record)),
-                "mean_rate_hz": float(len(record) / (record.n_cells * batches * self.duration * 1e-3)),
+                "mean_rate_hz": float(len(record) / (record.n_cells * self.batch * self.duration * 1e-3)),
             }
         return summary
 
@@ -84,7 +83,7 @@ class Result:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        voltage = [name for name in self.traces if name.split("@")[0].endswith(".v")]
+        voltage = [name for name in self.traces if self.variables[name] == "v"]
         rows = (1 if voltage else 0) + (1 if any(len(r) for r in self.spikes.values()) else 0)
         fig, axes = plt.subplots(max(rows, 1), 1, figsize=(9, 3.2 * max(rows, 1)), squeeze=False)
         axes = axes[:, 0]

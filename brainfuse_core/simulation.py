@@ -37,8 +37,14 @@ class Simulation:
             raise ModelError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
         self.network = Network.of(model)
         self.stimuli = list(stimuli)
-        first = next(iter(self.network.populations))
-        self.probes = list(probes) if probes is not None else [Probe(first, "v")]
+        names = [stim.name for stim in self.stimuli]
+        repeated = {name for name in names if names.count(name) > 1}
+        if repeated:
+            raise ModelError(f"two stimuli are named {sorted(repeated)[0]!r}; give each a distinct name=")
+        if probes is None:
+            cells = [name for name, pop in self.network.populations.items() if not pop.is_source]
+            probes = [Probe(cells[0], "v", cells=[0])] if cells else []
+        self.probes = list(probes)
         self.dt, self.celsius, self.method = float(dt), celsius, method
         self.dtype, self.device, self.batch = dtype, torch.device(device), int(batch)
         self.checkpoint_every = checkpoint_every
@@ -319,7 +325,9 @@ class Simulation:
             if self.record_spike_trains:
                 trains[name] = train
         clamps = {stim.name: records.pop(0) for stim in self.stimuli if isinstance(stim, VClamp)}
-        return Result(self.dt, n_steps * self.dt, times, traces, spikes, trains, clamps, time.perf_counter() - started)
+        variables = {probe.name: probe.variable for probe in self.probes}
+        return Result(self.dt, n_steps * self.dt, self.batch, times, traces, variables, spikes, trains, clamps,
+                      time.perf_counter() - started)
 
     def _events(self, train, fraction):
         step, batch, cell = torch.nonzero(train, as_tuple=True)

@@ -172,6 +172,8 @@ class Cell:
                 raise ModelError(f"{path}: {err}") from None
         for k, entry in enumerate(data.get("pools", [])):
             path = f"{where}.pools[{k}]"
+            if not isinstance(entry, dict):
+                raise ModelError(f"{path}: a pool is an object with depth, decay, rest, gamma and optional where")
             fields = {key: value for key, value in entry.items() if key not in ("pool", "where")}
             pool = CalciumPool.from_dict(entry.get("pool", "ca_pool"), fields, path)
             cell.add_pool(pool, entry.get("where", "all"))

@@ -50,6 +50,7 @@ class Build:
 
 
 def build(data):
+    """Every core object of structurally valid project ``data``; a ProjectError names the first bad reference."""
     channels = build_channels(data.get("channels", {}))
     cells = {name: build_cell(name, entry, channels) for name, entry in data["cells"].items()}
     network = build_network(data["circuit"], cells)

@@ -22,6 +22,7 @@ IDENTIFIER = {
     "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
     "message": "names are letters, digits and _, not starting with a digit",
 }
+ION = {"enum": ["na", "k", "ca"], "message": "ions are na, k and ca"}
 SECTION_NAME = {"type": "string", "pattern": r"^[^\s.]+$", "message": "section names contain no spaces or dots"}
 
 
@@ -97,7 +98,7 @@ GATE = obj({"power": {"type": "integer", "minimum": 1}, **{key: CURVE for key in
 FULL_CHANNEL = obj({
     "gbar": non_negative("S/cm²"),
     "gates": named(GATE),
-    "ion": {"enum": ["na", "k", "ca"]},
+    "ion": ION,
     "reversal": number("mV"),
     "q10": positive("(factor per 10 °C)"),
     "temperature": number("°C"),
@@ -132,7 +133,7 @@ CELL = obj(
         "cm": positive("µF/cm²"),
         "ra": positive("Ω·cm"),
         "v_init": number("mV"),
-        "reversals": {"type": "object", "propertyNames": {"enum": ["na", "k", "ca"]}, "additionalProperties": number("mV")},
+        "reversals": {"type": "object", "propertyNames": ION, "additionalProperties": number("mV")},
         "insert": listing(obj({"channel": {"type": "string"}, "where": WHERE, "gbar": non_negative("S/cm²")}, ["channel"])),
         "pools": listing(obj({
             "pool": {"type": "string"}, "where": WHERE, "depth": positive("µm"), "decay": positive("ms"),
