@@ -19,6 +19,7 @@ import torch
 
 from .errors import ModelError, SimulationUnstableError
 from .networks import Network
+from .networks.propagation import Connections
 from .recording import Probe, Result
 from .solvers.membrane import METHODS, CompiledCell
 from .spikes import SpikeRecord, crossing_fraction, threshold_crossing
@@ -28,7 +29,7 @@ from .stimuli import CURRENT_CLAMPS, VClamp
 class Simulation:
     def __init__(self, model, stimuli=(), probes=None, dt=0.025, celsius=6.3, method="backward_euler",
                  dtype=torch.float64, device="cpu", batch=1, checkpoint_every=None, surrogate_beta=1.0,
-                 record_spike_trains=False, threads=None, checkpoint=True):
+                 record_spike_trains=False, threads=None, checkpoint=True, compiled=True):
         if not (isinstance(dt, (int, float)) and dt > 0 and math.isfinite(dt)):
             raise ModelError(f"dt must be a positive number of ms, got {dt!r}")
         if method not in METHODS:
@@ -52,6 +53,7 @@ class Simulation:
         self.record_spike_trains = record_spike_trains
         self.threads = threads
         self.checkpoint = checkpoint
+        self.compiled = compiled
 
     # ----------------------------------------------------------------------------- set-up
     def _prepare(self, n_steps):
@@ -89,14 +91,19 @@ class Simulation:
             post = self._blocks[proj.post]
             node = post.cell.location(*proj.target) if proj.target else post.cell.location()
             delays = proj.delay_steps(self.dt)
-            if delays.numel() and bool((delays == delays[0]).all()):
-                groups = [(int(delays[0]), None)]
+            weights = proj.weights.to(device=device, dtype=dtype)
+            pre_index, post_index = proj.pre_index.to(device), proj.post_index.to(device)
+            n_pre = net.populations[proj.pre].n
+            if delays.numel() == 0 or bool((delays == delays[0]).all()):
+                groups = [(int(delays[0]) if delays.numel() else 1, Connections(pre_index, post_index, weights, n_pre))]
             else:
-                groups = [(int(d), torch.nonzero(delays == d).flatten()) for d in torch.unique(delays)]
+                groups = []
+                for d in torch.unique(delays).tolist():
+                    edges = torch.nonzero(delays == d).flatten().to(device)
+                    groups.append((d, Connections(pre_index[edges], post_index[edges], weights[edges], n_pre)))
             entry = {
                 "projection": proj, "post_flat": torch.arange(post.population.n, device=device) * post.size + node,
-                "weights": proj.weights.to(device=device, dtype=dtype), "groups": groups, "max_delay": int(delays.max()) if len(delays) else 1,
-                "pre_index": proj.pre_index.to(device), "post_index": proj.post_index.to(device),
+                "weights": weights, "groups": groups, "max_delay": max(d for d, _ in groups),
             }
             self._projections.append(entry)
             post.synapse_inputs.append(entry)
@@ -186,38 +193,11 @@ class Simulation:
                 new[f"syn{k}/{s}"] = value
             pre_spikes = spikes[proj.pre]
             n_post = self.network.populations[proj.post].n
-            for delay, edges in entry["groups"]:
-                arrivals = self._propagate(pre_spikes, entry, edges, n_post)
+            for delay, connections in entry["groups"]:
                 key = f"syn{k}/queue{delay - 1}"
-                new[key] = new[key] + arrivals
+                new[key] = new[key] + connections.propagate(pre_spikes, n_post)
         records["spikes"] = spikes
         return new, records
-
-    def _propagate(self, pre_spikes, entry, edges, n_post):
-        """Σ over connections of w · s_pre into each post cell: event-driven when no gradient is needed."""
-        weights, pre, post = entry["weights"], entry["pre_index"], entry["post_index"]
-        if edges is not None:
-            weights, pre, post = weights[edges], pre[edges], post[edges]
-        out = torch.zeros(pre_spikes.shape[0], n_post, dtype=self.dtype, device=self.device)
-        if torch.is_grad_enabled() and (pre_spikes.requires_grad or weights.requires_grad):
-            return out.index_add(1, post, pre_spikes[:, pre] * weights)
-        batch_index, cell_index = torch.nonzero(pre_spikes, as_tuple=True)
-        if len(cell_index) == 0:
-            return out
-        if "row_start" not in entry:
-            counts = torch.bincount(entry["pre_index"], minlength=pre_spikes.shape[1])
-            entry["row_start"] = torch.cumsum(counts, 0) - counts
-            entry["row_count"] = counts
-        starts, counts = entry["row_start"][cell_index], entry["row_count"][cell_index]
-        total = int(counts.sum())
-        if total == 0:
-            return out
-        offsets = torch.arange(total, device=self.device) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        edge = torch.repeat_interleave(starts, counts) + offsets
-        keep = slice(None) if edges is None else torch.isin(edge, edges)
-        rows = torch.repeat_interleave(batch_index, counts)[keep]
-        amount = (entry["weights"][edge] * torch.repeat_interleave(pre_spikes[batch_index, cell_index], counts))[keep]
-        return out.index_put((rows, entry["post_index"][edge][keep]), amount, accumulate=True)
 
     # ----------------------------------------------------------------------------- the loop
     def _record_dims(self):
@@ -301,6 +281,9 @@ class Simulation:
         parameters = self._parameters()
         grad = torch.is_grad_enabled() and any(t.requires_grad for t in values + parameters)
         chunk = self.checkpoint_every or (max(1, int(math.sqrt(n_steps))) if grad else 500)
+        for block in self._blocks.values():
+            if not grad and self.compiled:
+                block.use_compiled(self.celsius, self.method)
         threads_before = torch.get_num_threads()
         torch.set_num_threads(self.threads or _threads_for(state))
         try:

@@ -33,13 +33,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .brian_util import brian_device, brian_thread_info
 from .env_info import thread_info
 from .isolate import REPO_ROOT, run_isolated
 
@@ -194,18 +193,17 @@ beta_n = 0.5*exp((10*mV - v + VT)/(40*mV))/ms : Hz
 
 def run_brian2(seed: int = 0, mode: str = "runtime",
                duration_ms: float = DURATION_MS, n_exc: int = N_EXC,
-               n_inh: int = N_INH) -> dict:
+               n_inh: int = N_INH, cold_cache: bool = False) -> dict:
     """Simulate COBAHH in Brian2 (``mode``: 'runtime' or 'cpp_standalone').
 
     Returns ``spike_t_ms``, ``spike_i`` (numpy arrays), ``build_s`` (object
     construction + code generation + compilation + standalone I/O),
     ``run_s`` (Brian's own main-loop time), ``total_s``, ``netgen_s`` (numpy
     network generation, not attributed to the simulator) and ``threads``.
+    ``cold_cache`` makes runtime mode compile its Cython code from scratch.
     cpp_standalone switches the process-wide Brian2 device and restores
     'runtime' afterwards; prefer :func:`benchmark` via ``run_isolated``.
     """
-    if mode not in ("runtime", "cpp_standalone"):
-        raise ValueError(f"unknown Brian2 mode {mode!r}")
     import brian2 as b2
     from brian2 import cm, ms, mV, nS, siemens, ufarad, umetre
 
@@ -225,16 +223,10 @@ def run_brian2(seed: int = 0, mode: str = "runtime",
         "we": W_E_NS * nS, "wi": W_I_NS * nS, "v_th": V_THRESHOLD * mV,
     }
 
-    standalone = mode == "cpp_standalone"
-    workdir = tempfile.mkdtemp(prefix="bf_brian_cobahh_") if standalone else None
-    t1 = time.perf_counter()
-    try:
-        if standalone:
-            b2.set_device("cpp_standalone", directory=workdir,
-                          build_on_run=True)
+    with brian_device(mode, cold_cache):
+        t1 = time.perf_counter()
         b2.defaultclock.dt = DT_MS * ms
-        n = n_exc + n_inh
-        group = b2.NeuronGroup(n, _BRIAN_EQS, threshold="v > v_th",
+        group = b2.NeuronGroup(n_exc + n_inh, _BRIAN_EQS, threshold="v > v_th",
                                refractory=REFRACTORY_MS * ms,
                                method="exponential_euler")
         group.v = net_desc["v0"] * mV
@@ -250,29 +242,20 @@ def run_brian2(seed: int = 0, mode: str = "runtime",
         mon = b2.SpikeMonitor(group)
         net = b2.Network(group, syn_e, syn_i, mon)
         # An explicit namespace keeps Brian from resolving names in this
-        # function's locals (e.g. our ``n`` would shadow the gate ``n``).
+        # function's locals.
         net.run(duration_ms * ms, namespace=namespace)
         total_s = time.perf_counter() - t1
         run_s = float(b2.device._last_run_time)
         spike_t = np.asarray(mon.t / ms)
         spike_i = np.asarray(mon.i, dtype=np.int64)
-        threads = thread_info(
-            brian2_openmp_threads=int(
-                b2.prefs.devices.cpp_standalone.openmp_threads),
-            brian2_codegen_target=str(b2.prefs.codegen.target),
-        )
-    finally:
-        if standalone:
-            b2.device.reinit()
-            b2.set_device("runtime")
-            shutil.rmtree(workdir, ignore_errors=True)
+        threads = brian_thread_info()
     return {
         "simulator": f"brian2_{mode}", "seed": seed,
         "duration_ms": duration_ms, "dt_ms": DT_MS,
         "spike_t_ms": spike_t, "spike_i": spike_i,
         "build_s": total_s - run_s, "run_s": run_s, "total_s": total_s,
         "netgen_s": netgen_s, "threads": threads,
-        "version": b2.__version__,
+        "version": b2.__version__, "cold_cache": cold_cache,
     }
 
 
@@ -424,17 +407,19 @@ def run_neuron(seed: int = 0, duration_ms: float = DURATION_MS,
 
 # --- benchmark entry points ---------------------------------------------------
 def benchmark(simulator: str, seed: int = 0,
-              duration_ms: float = DURATION_MS) -> dict:
+              duration_ms: float = DURATION_MS,
+              cold_cache: bool = False) -> dict:
     """One COBAHH run: statistics + timing, JSON-friendly (no spike arrays).
 
-    ``simulator`` is one of :data:`SIMULATORS`.  Meant to be called through
+    ``simulator`` is one of :data:`SIMULATORS`; ``cold_cache`` only affects
+    brian2_runtime.  Meant to be called through
     ``run_isolated("benchmarks.peers.cobahh:benchmark", {...})``.
     """
     if simulator == "neuron":
         res = run_neuron(seed=seed, duration_ms=duration_ms)
     elif simulator.startswith("brian2_"):
         res = run_brian2(seed=seed, mode=simulator[len("brian2_"):],
-                         duration_ms=duration_ms)
+                         duration_ms=duration_ms, cold_cache=cold_cache)
     else:
         raise ValueError(f"unknown simulator {simulator!r}; use {SIMULATORS}")
     stats = spike_statistics(res.pop("spike_t_ms"), res.pop("spike_i"),
@@ -443,10 +428,11 @@ def benchmark(simulator: str, seed: int = 0,
 
 
 def timing_table(seed: int = 0, duration_ms: float = DURATION_MS,
-                 simulators=SIMULATORS) -> list[dict]:
+                 simulators=SIMULATORS, cold_cache: bool = False) -> list[dict]:
     """Build/run wall times of each peer, each in a fresh process."""
     return [run_isolated(benchmark, {"simulator": sim, "seed": seed,
-                                     "duration_ms": duration_ms})
+                                     "duration_ms": duration_ms,
+                                     "cold_cache": cold_cache})
             for sim in simulators]
 
 
@@ -509,11 +495,14 @@ def main(argv=None) -> None:
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--timing", action="store_true",
                         help="only print the build/run timing of all peers")
+    parser.add_argument("--cold-cache", action="store_true",
+                        help="with --timing: brian2_runtime compiles afresh")
     args = parser.parse_args(argv)
 
     print(_HEADER)
     if args.timing:
-        for r in timing_table(duration_ms=args.duration_ms):
+        for r in timing_table(duration_ms=args.duration_ms,
+                              cold_cache=args.cold_cache):
             print(_format_row(r))
         return
     doc = peer_statistics(range(args.seeds), args.duration_ms,

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
-import tempfile
 import time
 
 import numpy as np
 
+from .brian_util import brian_device, brian_thread_info
 from .env_info import thread_info
 from .isolate import run_isolated
 
@@ -161,16 +160,15 @@ def _hh_steady_state(v_mv: float) -> dict:
 
 def run_brian2(n: int = N_NEURONS, duration_ms: float = DURATION_MS,
                dt_ms: float = DT_MS, i_max: float = I_MAX,
-               mode: str = "runtime") -> dict:
+               mode: str = "runtime", cold_cache: bool = False) -> dict:
     """n independent HH neurons in Brian2 (``mode``: runtime/cpp_standalone).
 
     Per-area formulation (no area needed): Cm in uF/cm2, g in S/cm2,
     I in uA/cm2.  ``run_s`` is Brian's own main-loop time; everything else
     up to the end of ``run`` (codegen, compilation, standalone binary start
-    and result I/O) is ``build_s``.
+    and result I/O) is ``build_s``.  ``cold_cache`` makes runtime mode
+    compile its Cython code from scratch.
     """
-    if mode not in ("runtime", "cpp_standalone"):
-        raise ValueError(f"unknown Brian2 mode {mode!r}")
     import brian2 as b2
     from brian2 import cm, ms, mV, siemens, uA, ufarad
 
@@ -183,13 +181,8 @@ def run_brian2(n: int = N_NEURONS, duration_ms: float = DURATION_MS,
         "q10": 3.0 ** ((CELSIUS - 6.3) / 10.0),
         "v_spike": V_SPIKE * mV,
     }
-    standalone = mode == "cpp_standalone"
-    workdir = tempfile.mkdtemp(prefix="bf_brian_hh_") if standalone else None
-    t0 = time.perf_counter()
-    try:
-        if standalone:
-            b2.set_device("cpp_standalone", directory=workdir,
-                          build_on_run=True)
+    with brian_device(mode, cold_cache):
+        t0 = time.perf_counter()
         b2.defaultclock.dt = dt_ms * ms
         # Refractory while above threshold = count upward crossings only,
         # like NEURON's NetCon.
@@ -206,35 +199,31 @@ def run_brian2(n: int = N_NEURONS, duration_ms: float = DURATION_MS,
         total_s = time.perf_counter() - t0
         run_s = float(b2.device._last_run_time)
         n_spikes = int(mon.num_spikes)
-        threads = thread_info(
-            brian2_openmp_threads=int(
-                b2.prefs.devices.cpp_standalone.openmp_threads),
-            brian2_codegen_target=str(b2.prefs.codegen.target))
-    finally:
-        if standalone:
-            b2.device.reinit()
-            b2.set_device("runtime")
-            shutil.rmtree(workdir, ignore_errors=True)
-    return _result(f"brian2_{mode}", n, duration_ms, dt_ms, total_s - run_s,
-                   run_s, n_spikes, threads, b2.__version__)
+        threads = brian_thread_info()
+    return {**_result(f"brian2_{mode}", n, duration_ms, dt_ms,
+                      total_s - run_s, run_s, n_spikes, threads,
+                      b2.__version__),
+            "cold_cache": cold_cache}
 
 
 def run_peer(peer: str, n: int = N_NEURONS, duration_ms: float = DURATION_MS,
-             dt_ms: float = DT_MS) -> dict:
+             dt_ms: float = DT_MS, cold_cache: bool = False) -> dict:
     """Dispatch by name (one of :data:`PEERS`); target for ``run_isolated``."""
     if peer == "neuron":
         return run_neuron(n=n, duration_ms=duration_ms, dt_ms=dt_ms)
     if peer.startswith("brian2_"):
         return run_brian2(n=n, duration_ms=duration_ms, dt_ms=dt_ms,
-                          mode=peer[len("brian2_"):])
+                          mode=peer[len("brian2_"):], cold_cache=cold_cache)
     raise ValueError(f"unknown peer {peer!r}; use {PEERS}")
 
 
 def measure(n: int = N_NEURONS, duration_ms: float = DURATION_MS,
-            peers=PEERS, timeout: float | None = None) -> list[dict]:
+            peers=PEERS, cold_cache: bool = False,
+            timeout: float | None = None) -> list[dict]:
     """Run each peer in its own fresh process and collect the results."""
     return [run_isolated(run_peer, {"peer": p, "n": n,
-                                    "duration_ms": duration_ms},
+                                    "duration_ms": duration_ms,
+                                    "cold_cache": cold_cache},
                          timeout=timeout)
             for p in peers]
 
@@ -245,10 +234,12 @@ def main(argv=None) -> None:
     parser.add_argument("--duration-ms", type=float, default=DURATION_MS)
     parser.add_argument("--peers", nargs="+", default=list(PEERS),
                         choices=PEERS)
+    parser.add_argument("--cold-cache", action="store_true",
+                        help="brian2_runtime compiles its Cython code afresh")
     args = parser.parse_args(argv)
     print(f"{'peer':<22} {'n':>7} {'steps':>7} {'neuron-steps/s':>15} "
           f"{'build s':>8} {'run s':>8} {'spikes':>9}")
-    for r in measure(args.n, args.duration_ms, args.peers):
+    for r in measure(args.n, args.duration_ms, args.peers, args.cold_cache):
         print(f"{r['simulator']:<22} {r['n']:>7} {r['steps']:>7} "
               f"{r['neuron_steps_per_s']:>15.3e} {r['build_s']:>8.2f} "
               f"{r['run_s']:>8.2f} {r['n_spikes']:>9}", flush=True)

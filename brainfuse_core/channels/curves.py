@@ -18,10 +18,12 @@ Forms (rates in 1/ms, time constants in ms, voltages in mV):
 * ``expression``    a whitelisted user expression (see ``expressions.py``)
 """
 
+import functools
+
 import torch
 
 from ..errors import ModelError
-from .expressions import Expression, _explinear
+from .expressions import Expression
 
 
 def as_tensor(value, like):
@@ -32,10 +34,12 @@ def as_tensor(value, like):
 
 
 class Curve:
-    """Base class: subclasses set ``kind`` and ``parameter_names`` and implement ``_evaluate``."""
+    """Base class. A parametric form is one whitelisted ``template`` in ``x`` and its parameters:
+    the same parsed template gives the tensor evaluation and the generated kernels' source."""
 
     kind = None
     parameter_names = ()
+    template = None
 
     def __init__(self, variable="v", **parameters):
         self.variable = variable
@@ -49,8 +53,20 @@ class Curve:
                 f"its parameters are {', '.join(self.parameter_names)}"
             )
 
+    def _parsed(self):
+        return _template(type(self))
+
     def __call__(self, state):
-        return self._evaluate(state[self.variable])
+        x = state[self.variable]
+        value = self._parsed().evaluate({"x": x, **self.parameters()})
+        return value if torch.is_tensor(value) else as_tensor(value, x).expand_as(x)
+
+    def source(self, variables, functions):
+        """Source text of this curve for a code generator: ``variables`` maps state names ("v", "cai")
+        to their text; parameter values are written in as literals."""
+        names = {"x": variables[self.variable]}
+        names.update({name: _literal(value) for name, value in self.parameters().items()})
+        return self._parsed().source(names, functions)
 
     def parameters(self):
         return {name: getattr(self, name) for name in self.parameter_names}
@@ -68,6 +84,24 @@ class Curve:
         return f"{type(self).__name__}({args})"
 
 
+@functools.cache
+def _template(cls):
+    return Expression(cls.template, {"x", *cls.parameter_names})
+
+
+def _literal(value):
+    """A parameter as source text; only plain numbers (or one-element tensors) can be compiled in."""
+    if torch.is_tensor(value):
+        if value.numel() != 1:
+            raise NotCompilable("a batched (multi-element) parameter")
+        value = float(value.detach())
+    return repr(float(value))
+
+
+class NotCompilable(Exception):
+    """This curve cannot be written into generated code; the tensor path runs it instead."""
+
+
 def _plain(value):
     if torch.is_tensor(value):
         if value.numel() != 1:
@@ -81,63 +115,46 @@ def _plain(value):
 class ExpRate(Curve):
     kind = "exp"
     parameter_names = ("rate", "midpoint", "scale")
-
-    def _evaluate(self, x):
-        return self.rate * torch.exp((x - self.midpoint) / self.scale)
+    template = "rate * exp((x - midpoint) / scale)"
 
 
 class SigmoidRate(Curve):
     kind = "sigmoid"
     parameter_names = ("rate", "midpoint", "scale")
-
-    def _evaluate(self, x):
-        return self.rate * torch.sigmoid((x - self.midpoint) / self.scale)
+    template = "rate * sigmoid((x - midpoint) / scale)"
 
 
 class ExpLinearRate(Curve):
     kind = "exp_linear"
     parameter_names = ("rate", "midpoint", "scale")
-
-    def _evaluate(self, x):
-        return self.rate * _explinear((x - self.midpoint) / self.scale)
+    template = "rate * explinear((x - midpoint) / scale)"
 
 
 class Boltzmann(Curve):
     kind = "boltzmann"
     parameter_names = ("midpoint", "slope", "low", "high")
+    template = "low + (high - low) * sigmoid((x - midpoint) / slope)"
 
     def __init__(self, variable="v", low=0.0, high=1.0, **parameters):
         super().__init__(variable, low=low, high=high, **parameters)
-
-    def _evaluate(self, x):
-        return self.low + (self.high - self.low) * torch.sigmoid((x - self.midpoint) / self.slope)
 
 
 class BellTau(Curve):
     kind = "bell"
     parameter_names = ("base", "amplitude", "mid_rise", "scale_rise", "mid_fall", "scale_fall")
-
-    def _evaluate(self, x):
-        return self.base + self.amplitude / (
-            torch.exp((x - self.mid_rise) / self.scale_rise) + torch.exp(-(x - self.mid_fall) / self.scale_fall)
-        )
+    template = "base + amplitude / (exp((x - mid_rise) / scale_rise) + exp(-(x - mid_fall) / scale_fall))"
 
 
 class Hill(Curve):
     kind = "hill"
     parameter_names = ("kd", "n")
-
-    def _evaluate(self, x):
-        ratio = (x.clamp_min(0.0) / self.kd) ** self.n
-        return ratio / (1.0 + ratio)
+    template = "(abs(x) / kd) ** n / (1 + (abs(x) / kd) ** n)"
 
 
 class Constant(Curve):
     kind = "constant"
     parameter_names = ("value",)
-
-    def _evaluate(self, x):
-        return as_tensor(self.value, x).expand_as(x)
+    template = "value"
 
 
 class Tabulated(Curve):
@@ -163,7 +180,11 @@ class Tabulated(Curve):
             raise ModelError(f"tabulated curve: {len(points)} points but {n_values} values")
         self.points = points
 
-    def _evaluate(self, x):
+    def source(self, variables, functions):
+        raise NotCompilable("a tabulated curve")
+
+    def __call__(self, state):
+        x = state[self.variable]
         xk = torch.as_tensor(self.points, dtype=x.dtype, device=x.device)
         yk = as_tensor(self.values, x)
         slopes = pchip_slopes(xk, yk)
@@ -220,6 +241,14 @@ class ExpressionCurve(Curve):
         env.update({name: state[name] for name in self.expression.names if name in state})
         value = self.expression.evaluate(env)
         return value if torch.is_tensor(value) else as_tensor(value, state["v"])
+
+    def _parsed(self):
+        return self.expression
+
+    def source(self, variables, functions):
+        names = {name: variables[name] for name in ("v", "cai") if name in self.expression.names}
+        names.update({name: _literal(value) for name, value in self.expression_parameters.items()})
+        return self.expression.source(names, functions)
 
     def parameters(self):
         return dict(self.expression_parameters)

@@ -9,6 +9,7 @@ rendered back to source text for code generation.
 
 import ast
 import math
+import operator
 
 import torch
 
@@ -23,24 +24,63 @@ def _explinear(x):
     return torch.where(small, 1.0 + 0.5 * x, safe / -torch.expm1(-safe))
 
 
+def _explinear_float(x):
+    return 1.0 + 0.5 * x if abs(x) < 1e-6 else x / -math.expm1(-x)
+
+
+def _sigmoid_float(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _ieee(function):
+    """A math-module function that answers NaN/inf where it would raise, as tensors do."""
+
+    def wrapped(x):
+        try:
+            return function(x)
+        except ValueError:
+            return math.nan
+        except OverflowError:
+            return math.inf
+
+    return wrapped
+
+
+# name → (tensor function, float function). Code generators map the same names to their own.
 FUNCTIONS = {
-    "exp": torch.exp,
-    "log": torch.log,
-    "sqrt": torch.sqrt,
-    "tanh": torch.tanh,
-    "abs": torch.abs,
-    "sigmoid": torch.sigmoid,
-    "explinear": _explinear,
-    "cosh": torch.cosh,
+    "exp": (torch.exp, _ieee(math.exp)),
+    "log": (torch.log, _ieee(math.log)),
+    "sqrt": (torch.sqrt, _ieee(math.sqrt)),
+    "tanh": (torch.tanh, math.tanh),
+    "abs": (torch.abs, abs),
+    "sigmoid": (torch.sigmoid, _ieee(_sigmoid_float)),
+    "explinear": (_explinear, _ieee(_explinear_float)),
+    "cosh": (torch.cosh, _ieee(math.cosh)),
 }
 CONSTANTS = {"pi": math.pi, "e": math.e}
 
+def _divide(a, b):
+    if torch.is_tensor(a) or torch.is_tensor(b) or b != 0:
+        return a / b
+    return math.copysign(math.inf, a) if a else math.nan
+
+
+def _power(a, b):
+    if torch.is_tensor(a) or torch.is_tensor(b):
+        return a**b
+    try:
+        return math.pow(a, b)
+    except (ValueError, OverflowError):
+        return math.nan
+
+
+# IEEE semantics for constant sub-expressions too: 1/0 is inf and (-1)**0.5 is NaN, as in tensors.
 _BINARY = {
-    ast.Add: ("+", torch.add),
-    ast.Sub: ("-", torch.sub),
-    ast.Mult: ("*", torch.mul),
-    ast.Div: ("/", torch.div),
-    ast.Pow: ("**", torch.pow),
+    ast.Add: ("+", operator.add),
+    ast.Sub: ("-", operator.sub),
+    ast.Mult: ("*", operator.mul),
+    ast.Div: ("/", _divide),
+    ast.Pow: ("**", _power),
 }
 
 
@@ -112,17 +152,32 @@ class Expression:
         if isinstance(node, ast.Name):
             return CONSTANTS[node.id] if node.id in CONSTANTS else env[node.id]
         if isinstance(node, ast.BinOp):
-            left, right = self._eval(node.left, env), self._eval(node.right, env)
-            if not torch.is_tensor(left) and not torch.is_tensor(right):
-                left = torch.tensor(left, dtype=torch.float64)
-            return _BINARY[type(node.op)][1](left, right)
+            return _BINARY[type(node.op)][1](self._eval(node.left, env), self._eval(node.right, env))
         if isinstance(node, ast.UnaryOp):
             value = self._eval(node.operand, env)
             return -value if isinstance(node.op, ast.USub) else value
         argument = self._eval(node.args[0], env)
-        if not torch.is_tensor(argument):
-            argument = torch.tensor(argument, dtype=torch.float64)
-        return FUNCTIONS[node.func.id](argument)
+        tensor_fn, float_fn = FUNCTIONS[node.func.id]
+        return tensor_fn(argument) if torch.is_tensor(argument) else float_fn(argument)
+
+    def source(self, names, functions):
+        """The expression as source text for a code generator: ``names`` maps each free name to the
+        text that stands for it (a variable or a literal) and ``functions`` each function name to
+        the target's function. Only the parsed tree is rendered, never the user's text."""
+        return self._source(self._tree, names, functions)
+
+    def _source(self, node, names, functions):
+        if isinstance(node, ast.Constant):
+            return repr(float(node.value))
+        if isinstance(node, ast.Name):
+            return repr(CONSTANTS[node.id]) if node.id in CONSTANTS else names[node.id]
+        if isinstance(node, ast.BinOp):
+            symbol = _BINARY[type(node.op)][0]
+            return f"({self._source(node.left, names, functions)} {symbol} {self._source(node.right, names, functions)})"
+        if isinstance(node, ast.UnaryOp):
+            sign = "-" if isinstance(node.op, ast.USub) else "+"
+            return f"({sign}{self._source(node.operand, names, functions)})"
+        return f"{functions[node.func.id]}({self._source(node.args[0], names, functions)})"
 
     def __repr__(self):
         return f"Expression({self.text!r})"

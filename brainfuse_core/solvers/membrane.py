@@ -78,9 +78,19 @@ class CompiledCell:
         flow = self.axial * (v[..., self._parent_index] - v)
         return flow.index_add(-1, self._parent_index[1:], -flow[..., 1:])
 
+    def use_compiled(self, celsius, method):
+        """Switch this block to the generated CPU kernel where it applies (runs without gradients only)."""
+        from .compiled import point_kernel
+
+        self.kernel = point_kernel(self, celsius, method) if self.area.device.type == "cpu" else None
+
+    kernel = None
+
     def step(self, state, dt, celsius, method, injected, linear_g, linear_ge):
         """Advance one step. ``injected`` nA; ``linear_g`` µS and ``linear_ge`` nA describe synapses and clamps
         whose current is linear_g·v − linear_ge. Returns the new state dict."""
+        if self.kernel is not None:
+            return self.kernel(state, dt, injected, linear_g, linear_ge)
         v = state["v"]
         i_density, g_density, i_calcium = self.ionic(state)
         membrane_g = g_density * self.area * DENSITY_TO_ABSOLUTE + linear_g

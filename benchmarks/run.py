@@ -1,0 +1,70 @@
+"""All benchmarks in one command: BrainFuse next to NEURON and Brian2, with ratios.
+
+    .venv/bin/python -m benchmarks.run            # full sizes (about 10 minutes on 2 cores)
+    .venv/bin/python -m benchmarks.run --quick    # small sizes, a smoke run
+
+Every measurement runs in a fresh process (``benchmarks.peers.isolate``), so no simulator
+profits from another's caches. Tables report throughput and the split between build/compile
+(first call) and run time; "ratio" is BrainFuse's run speed over the peer's (> 1: faster).
+"""
+
+import argparse
+
+from .memory_backward import run_isolated as run_memory
+from .peers import hh_independent as peer_hh
+from .peers.cobahh import SIMULATORS as COBAHH_PEERS
+from .peers.isolate import run_isolated
+
+
+def _table(title, rows, ours, speed_key, unit):
+    print(f"\n{title}")
+    print(f"{'simulator':<26}{unit:>16}{'build s':>10}{'run s':>10}{'ratio':>10}")
+    for row in rows:
+        ratio = row[speed_key] / ours[speed_key] if speed_key == "run_s" else ours[speed_key] / row[speed_key]
+        print(f"{row['simulator']:<26}{row[speed_key]:>16.3g}{row['build_s']:>10.2f}{row['run_s']:>10.2f}{ratio:>10.2f}")
+
+
+def independent_neurons(n, duration_ms):
+    ours = [run_isolated("benchmarks.ours:hh_independent", {"n": n, "duration_ms": duration_ms, "dtype": d})
+            for d in ("float32", "float64")]
+    peers = [run_isolated(peer_hh.run_peer, {"peer": p, "n": n, "duration_ms": duration_ms}) for p in peer_hh.PEERS]
+    fastest_ours = max(ours, key=lambda r: r["neuron_steps_per_s"])
+    _table(f"{n} independent squid HH neurons, {duration_ms:g} ms at dt 0.025 ms (neuron-steps/s; ratio = ours / row)",
+           ours + peers, fastest_ours, "neuron_steps_per_s", "steps/s")
+    return ours, peers
+
+
+def cobahh(duration_ms):
+    ours = [run_isolated("benchmarks.ours:cobahh", {"duration_ms": duration_ms, "dtype": d}) for d in ("float32", "float64")]
+    peers = [run_isolated("benchmarks.peers.cobahh:benchmark", {"simulator": s, "duration_ms": duration_ms}) for s in COBAHH_PEERS]
+    fastest_ours = min(ours, key=lambda r: r["run_s"])
+    _table(f"COBAHH, 4,000 HH neurons, {duration_ms:g} ms at dt 0.1 ms (ratio = row run s / ours)", ours + peers,
+           fastest_ours, "run_s", "rate E Hz")
+    print(f"{'simulator':<26}{'rate E Hz':>12}{'rate I Hz':>12}{'CV ISI':>10}")
+    for row in ours + peers:
+        print(f"{row['simulator']:<26}{row['rate_exc_hz']:>12.2f}{row['rate_inh_hz']:>12.2f}{row['cv_isi']:>10.3f}")
+    return ours, peers
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="BrainFuse benchmarks against NEURON and Brian2")
+    parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        independent_neurons(1000, 50.0)
+        cobahh(50.0)
+        cells, steps = 100, 1000
+    else:
+        independent_neurons(10_000, 1000.0)
+        cobahh(1000.0)
+        cells, steps = 1000, 10_000
+    rows = [run_memory(cells, steps, flag) for flag in (True, False)]
+    print(f"\nBackward pass, {cells} HH cells x {steps} steps (float64): peak memory above the pre-run baseline")
+    for row in rows:
+        name = "BrainFuse (recompute)" if row["checkpoint"] else "plain autograd"
+        print(f"{name:<26}{row['peak_mb']:>10.1f} MB{row['wall_s']:>10.1f} s")
+    print(f"ratio recompute / plain: {rows[0]['peak_mb'] / rows[1]['peak_mb']:.3f} (bar < 0.25)")
+
+
+if __name__ == "__main__":
+    main()
