@@ -1,0 +1,1 @@
+"""Triton engine: fused GPU kernels generated from channel definitions (see the Triton-engine issue)."""
