@@ -172,3 +172,64 @@ def test_float32_runs_and_tracks_float64():
     double = bf.Simulation(hh_cell(), stimuli=[bf.IClamp(10.0, density=True)]).run(50.0)
     assert single.traces["cell.v"].dtype == torch.float32
     assert np.abs(single.spikes["cell"].times() - double.spikes["cell"].times()).max() < 0.2
+
+
+def test_swc_morphology_becomes_sections_with_the_right_area(tmp_path):
+    # soma sphere r = 5 µm; a 3-point dendrite run (two 10 µm pieces, r 1 µm) that then forks in two.
+    swc = tmp_path / "cell.swc"
+    swc.write_text(
+        "# id type x y z r parent\n"
+        "1 1 0 0 0 5 -1\n"
+        "2 3 10 0 0 1 1\n"
+        "3 3 20 0 0 1 2\n"
+        "4 3 30 10 0 0.5 3\n"
+        "5 3 30 -10 0 0.5 3\n"
+    )
+    morphology = bf.load_swc(swc, max_segment_length=5.0)
+    sections = morphology.sections
+    assert set(sections) == {"soma", "basal[0]", "basal[1]", "basal[2]"}
+    assert sections["soma"].length == sections["soma"].diameter == 10.0
+    trunk = sections["basal[0]"]
+    assert trunk.parent == "soma" and math.isclose(trunk.length, 20.0)
+    assert math.isclose(trunk.area, 2 * math.pi * 1.0 * 10.0 + math.pi * (5 + 1) * math.sqrt(100 + 16))
+    assert trunk.nseg == 4
+    assert sorted(morphology.graph.successors("basal[0]")) == ["basal[1]", "basal[2]"]
+    cell = bf.Cell(morphology)
+    cell.insert(bf.channel("leak", gbar=1e-4, reversal=-70.0))
+    assert abs(cell.layout.area.sum() - sum(s.area for s in sections.values())) < 1e-9
+
+
+def test_malformed_swc_names_the_line(tmp_path):
+    swc = tmp_path / "bad.swc"
+    swc.write_text("1 1 0 0 0 5 -1\n2 3 10 0 0 1 7\n")
+    with pytest.raises(ModelError, match="bad.swc:2"):
+        bf.load_swc(swc)
+
+
+def test_pulse_train_gives_one_spike_per_pulse():
+    train = bf.PulseTrain(amp=40.0, delay=5.0, width=1.0, interval=20.0, number=4, density=True)
+    result = bf.Simulation(hh_cell(), stimuli=[train]).run(100.0)
+    times = result.spikes["cell"].times()
+    assert len(times) == 4 and np.all(np.abs(times - (5.0 + 20.0 * np.arange(4)) - 1.0) < 2.0)
+
+
+def test_noisy_clamp_has_the_requested_mean_and_spread():
+    clamp = bf.NoisyClamp(mean=0.002, std=0.01, seed=3)
+    current = clamp.currents(torch.arange(20000, dtype=torch.float64) * 0.025, 1, 1)
+    assert abs(float(current.mean()) - 0.002) < 4 * 0.01 / math.sqrt(20000)
+    assert abs(float(current.std()) - 0.01) < 0.0005
+    result = bf.Simulation(passive_cell(), stimuli=[clamp]).run(50.0)
+    assert float(result.traces["cell.v"].std()) > 0.0
+
+
+def test_poisson_source_fires_at_its_rate():
+    raster = bf.PoissonSource("p", 200, rate=20.0, seed=1).spike_raster(40000, 0.025, 1, torch.float64, "cpu")
+    rate = float(raster.sum()) / (200 * 1.0)
+    assert abs(rate - 20.0) < 4 * math.sqrt(20.0 / 200)
+
+
+def test_recording_every_k_steps_decimates_the_same_trace():
+    probes = [bf.Probe("cell", "v", name="all"), bf.Probe("cell", "v", every=4, name="every4")]
+    result = bf.Simulation(hh_cell(), stimuli=[bf.IClamp(10.0, density=True)], probes=probes).run(20.0)
+    assert torch.equal(result.traces["every4"], result.traces["all"][..., ::4])
+    assert torch.allclose(result.times["every4"], result.times["all"][::4])

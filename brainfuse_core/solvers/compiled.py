@@ -79,7 +79,7 @@ def _source(block, celsius, method):
     state_args = ", ".join(local[name] for name in names)
     out_args = ", ".join(f"out_{local[name]}" for name in names)
     lines = [
-        "@numba.njit(fastmath=False, nogil=True)",
+        "@numba.njit(nogil=True)",
         f"def step({state_args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, dt, {out_args}):",
         "    for i in range(s0.shape[0]):",
         "        x = s0[i]",
