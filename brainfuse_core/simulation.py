@@ -2,15 +2,20 @@
 
 ``Simulation(model, ...)`` takes a Cell or a Network, stimuli and probes; ``run(duration)``
 returns a Result. Everything is a (B, ...) batch: B stimuli or parameter sets at once
-(parameters given as tensors of shape (B, 1, 1)).
+(stimulus amplitudes given as (B,) tensors; channel parameters as tensors broadcasting
+against the (B, cells, nodes) state, e.g. shape (B, 1, 1)).
 
 Gradients: when any input requires grad, the loop runs in chunks of ``checkpoint_every``
-steps (default √T) under ``torch.utils.checkpoint``: only the state at chunk boundaries is
-kept, and each chunk is recomputed during the backward pass. Memory then grows with T/K
-states plus one chunk's intermediates instead of T times every intermediate.
-``checkpoint=False`` keeps everything (plain autograd), for comparison.
+steps (default √T) inside ``_Recompute``: only the state at chunk boundaries is kept, and
+each chunk is recomputed during the backward pass. Memory then grows with T/K states plus
+one chunk's intermediates instead of T times every intermediate. ``checkpoint=False`` keeps
+everything (plain autograd), for comparison.
+
+Without gradients, one-compartment populations run through code generated from their
+channel definitions and compiled (``solvers/compiled.py``); the results are the same.
 """
 
+import copy
 import math
 import time
 
@@ -103,7 +108,7 @@ class Simulation:
                     groups.append((d, Connections(pre_index[edges], post_index[edges], weights[edges], n_pre)))
             entry = {
                 "projection": proj, "post_flat": torch.arange(post.population.n, device=device) * post.size + node,
-                "weights": weights, "groups": groups, "max_delay": max(d for d, _ in groups),
+                "groups": groups, "max_delay": max(d for d, _ in groups),
             }
             self._projections.append(entry)
             post.synapse_inputs.append(entry)
@@ -114,6 +119,8 @@ class Simulation:
                 raise ModelError(f"probe {probe.name}: population {probe.population!r} has no state {probe.variable!r}; "
                                  f"it has {', '.join(block.state_names())}")
             cells = list(range(block.population.n)) if probe.cells is None else list(probe.cells)
+            if any(not 0 <= c < block.population.n for c in cells):
+                raise ModelError(f"probe {probe.name}: cell indices must lie in 0..{block.population.n - 1}")
             node = block.cell.location(probe.section, probe.x)
             self._probe_sites.append((probe, block, torch.as_tensor(cells, device=device), node))
 
@@ -132,10 +139,10 @@ class Simulation:
             proj = entry["projection"]
             n_post = self.network.populations[proj.post].n
             initial = getattr(proj, "initial_conductance", None)
-            for s in range(proj.synapse.n_states):
-                value = torch.zeros(self.batch, n_post, dtype=self.dtype, device=self.device)
-                if initial is not None:
-                    value = value + torch.as_tensor(initial, dtype=self.dtype, device=self.device)
+            zero = torch.zeros(self.batch, n_post, dtype=self.dtype, device=self.device)
+            if initial is not None:
+                initial = zero + torch.as_tensor(initial, dtype=self.dtype, device=self.device)
+            for s, value in enumerate(proj.synapse.initial_states(zero, initial)):
                 state[f"syn{k}/{s}"] = value
             for d in range(entry["max_delay"]):
                 state[f"syn{k}/queue{d}"] = torch.zeros(self.batch, n_post, dtype=self.dtype, device=self.device)
@@ -161,21 +168,25 @@ class Simulation:
             local = {key: state[f"{name}/{key}"] for key in block.state_names()}
             shape = local["v"].shape
             flat_shape = (shape[0], shape[1] * shape[2])
-            injected = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
-            for flat, current in block.injections:
-                injected = injected.index_add(1, flat, current[n].expand(B, len(flat)))
-            linear_g = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
-            linear_ge = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
-            for stim, flat, command, conductance in block.clamps:
-                linear_g = linear_g.index_add(1, flat, conductance[n].expand(B, len(flat)))
-                linear_ge = linear_ge.index_add(1, flat, (conductance[n] * command[n]).expand(B, len(flat)))
-            for entry in block.synapse_inputs:
-                syn = entry["projection"].synapse
-                g = syn.conductance(entry["current"])
-                linear_g = linear_g.index_add(1, entry["post_flat"], g)
-                linear_ge = linear_ge.index_add(1, entry["post_flat"], g * syn.e_rev)
-            updated = block.step(local, dt, self.celsius, self.method, injected.reshape(shape),
-                                 linear_g.reshape(shape), linear_ge.reshape(shape))
+            injected = linear_g = linear_ge = 0.0
+            if block.injections:
+                injected = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
+                for flat, current in block.injections:
+                    injected = injected.index_add(1, flat, current[n].expand(B, len(flat)))
+                injected = injected.reshape(shape)
+            if block.clamps or block.synapse_inputs:
+                linear_g = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
+                linear_ge = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
+                for stim, flat, command, conductance in block.clamps:
+                    linear_g = linear_g.index_add(1, flat, conductance[n].expand(B, len(flat)))
+                    linear_ge = linear_ge.index_add(1, flat, (conductance[n] * command[n]).expand(B, len(flat)))
+                for entry in block.synapse_inputs:
+                    syn = entry["projection"].synapse
+                    g = syn.conductance(entry["current"])
+                    linear_g = linear_g.index_add(1, entry["post_flat"], g)
+                    linear_ge = linear_ge.index_add(1, entry["post_flat"], g * syn.e_rev)
+                linear_g, linear_ge = linear_g.reshape(shape), linear_ge.reshape(shape)
+            updated = block.step(local, dt, self.celsius, self.method, injected, linear_g, linear_ge)
             for key, value in updated.items():
                 new[f"{name}/{key}"] = value
             v_old, v_new = local["v"][..., block.spike_node], updated["v"][..., block.spike_node]
@@ -209,6 +220,8 @@ class Simulation:
 
     def _chunk(self, keys, start, stop):
         """Steps start..stop-1 as a pure function of the state tensors, returning (state..., records...)."""
+        if self._whole_chunks:
+            return self._compiled_chunk(keys, start, stop)
 
         def run(*values):
             state = dict(zip(keys, values))
@@ -239,6 +252,41 @@ class Simulation:
 
         return run
 
+    def _compiled_chunk(self, keys, start, stop):
+        """A chunk of unconnected one-compartment populations, each advanced by one compiled call."""
+
+        def run(*values):
+            state = dict(zip(keys, values))
+            records = {}
+            steps = stop - start
+            for name, block in self._blocks.items():
+                flat_shape = (steps, self.batch, block.population.n)
+                injected = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
+                for flat, current in block.injections:
+                    injected = injected.index_add(2, flat, current[start:stop].expand(steps, self.batch, len(flat)))
+                local = {key: state[f"{name}/{key}"] for key in block.state_names()}
+                record_v = any(probe.population == name for probe, _, _, _ in self._probe_sites)
+                updated, spikes, fraction, trace = block.kernel.run(local, self.dt, injected, block.population.threshold, record_v)
+                state.update({f"{name}/{key}": value for key, value in updated.items()})
+                records[name] = (spikes, fraction, trace)
+            out = [state[key] for key in keys]
+            for probe, _, cells, _ in self._probe_sites:
+                taken = [k for k in range(steps) if (start + k + 1) % probe.every == 0]
+                trace = records[probe.population][2]
+                out.append(trace[taken][:, :, cells].permute(1, 2, 0))
+            for name in self._blocks:
+                out += list(records[name][:2])
+            return tuple(out)
+
+        return run
+
+    def _can_run_whole_chunks(self, grad):
+        """Whether every population can be advanced a whole chunk per compiled call: no gradients,
+        no synapses or clamps coupling anything per step, compiled kernels everywhere, voltage probes only."""
+        return (not grad and self.compiled and not self._projections
+                and all(block.kernel is not None and not block.clamps for block in self._blocks.values())
+                and all(probe.variable == "v" for probe, _, _, _ in self._probe_sites))
+
     def _forward(self, keys, values, n_steps, chunk, progress, boundaries=None):
         """Run every chunk; returns (final state + concatenated records, per-chunk record sizes)."""
         dims = self._record_dims()
@@ -268,6 +316,14 @@ class Simulation:
 
     def run(self, duration, progress=False):
         """Simulate ``duration`` ms and return a Result."""
+        # Each run works on its own copy of the set-up, so a graph from an earlier run that is
+        # backpropagated later still recomputes with the set-up it was run with.
+        run = copy.copy(self)
+        result = run._run(duration, progress)
+        self.final_state = run.final_state
+        return result
+
+    def _run(self, duration, progress):
         if not (duration > 0 and math.isfinite(duration)):
             raise ModelError(f"duration must be a positive number of ms, got {duration!r}")
         n_steps = int(round(duration / self.dt))
@@ -282,8 +338,10 @@ class Simulation:
         grad = torch.is_grad_enabled() and any(t.requires_grad for t in values + parameters)
         chunk = self.checkpoint_every or (max(1, int(math.sqrt(n_steps))) if grad else 500)
         for block in self._blocks.values():
+            block.kernel = None
             if not grad and self.compiled:
-                block.use_compiled(self.celsius, self.method)
+                block.use_compiled(self.celsius, self.method, self.batch, block.population.n)
+        self._whole_chunks = self._can_run_whole_chunks(grad)
         threads_before = torch.get_num_threads()
         torch.set_num_threads(self.threads or _threads_for(state))
         try:
@@ -330,7 +388,11 @@ class Simulation:
                         tensors += list(curve.parameters().values())
             tensors += [current for _, current in block.injections]
             tensors += [t for _, _, command, conductance in block.clamps for t in (command, conductance)]
-        tensors += [entry["weights"] for entry in self._projections]
+        for entry in self._projections:
+            # The per-delay weights, not the projection's: inputs must not lie upstream of one
+            # another, or the first chunk's backward would free the graph the next one needs.
+            tensors += [connections.weights for _, connections in entry["groups"]]
+            tensors += list(vars(entry["projection"].synapse).values())
         unique = {id(t): t for t in tensors if torch.is_tensor(t) and t.requires_grad}
         return list(unique.values())
 

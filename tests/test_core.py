@@ -175,7 +175,7 @@ def test_float32_runs_and_tracks_float64():
 
 
 def test_swc_morphology_becomes_sections_with_the_right_area(tmp_path):
-    # soma sphere r = 5 µm; a 3-point dendrite run (two 10 µm pieces, r 1 µm) that then forks in two.
+    # soma sphere r = 5 µm; a dendrite (r 1 µm) to x = 20 µm that then forks in two (r 0.5 µm).
     swc = tmp_path / "cell.swc"
     swc.write_text(
         "# id type x y z r parent\n"
@@ -190,13 +190,24 @@ def test_swc_morphology_becomes_sections_with_the_right_area(tmp_path):
     assert set(sections) == {"soma", "basal[0]", "basal[1]", "basal[2]"}
     assert sections["soma"].length == sections["soma"].diameter == 10.0
     trunk = sections["basal[0]"]
-    assert trunk.parent == "soma" and math.isclose(trunk.length, 20.0)
-    assert math.isclose(trunk.area, 2 * math.pi * 1.0 * 10.0 + math.pi * (5 + 1) * math.sqrt(100 + 16))
-    assert trunk.nseg == 4
+    # The trunk starts on the soma surface (x = 5 µm), not at its centre.
+    assert trunk.parent == "soma" and math.isclose(trunk.length, 15.0)
+    assert math.isclose(trunk.area, 2 * math.pi * 1.0 * 15.0)
+    assert trunk.nseg == 3
+    fork = sections["basal[1]"]
+    assert math.isclose(fork.area, math.pi * (1.0 + 0.5) * math.sqrt(200 + 0.25)) and fork.parent == "basal[0]"
     assert sorted(morphology.graph.successors("basal[0]")) == ["basal[1]", "basal[2]"]
     cell = bf.Cell(morphology)
     cell.insert(bf.channel("leak", gbar=1e-4, reversal=-70.0))
     assert abs(cell.layout.area.sum() - sum(s.area for s in sections.values())) < 1e-9
+
+
+def test_three_point_soma_is_a_cylinder_of_the_sphere_area(tmp_path):
+    swc = tmp_path / "soma3.swc"
+    swc.write_text("1 1 0 0 0 10 -1\n2 1 0 -10 0 10 1\n3 1 0 10 0 10 1\n4 3 0 0 60 1 1\n")
+    morphology = bf.load_swc(swc)
+    assert math.isclose(morphology.sections["soma"].area, 4 * math.pi * 10.0**2)
+    assert math.isclose(morphology.sections["basal[0]"].length, 50.0)
 
 
 def test_malformed_swc_names_the_line(tmp_path):
@@ -233,3 +244,78 @@ def test_recording_every_k_steps_decimates_the_same_trace():
     result = bf.Simulation(hh_cell(), stimuli=[bf.IClamp(10.0, density=True)], probes=probes).run(20.0)
     assert torch.equal(result.traces["every4"], result.traces["all"][..., ::4])
     assert torch.allclose(result.times["every4"], result.times["all"][::4])
+
+
+@pytest.mark.parametrize("method", ["backward_euler", "crank_nicolson"])
+def test_generated_cpu_kernel_equals_the_tensor_path(method):
+    def rich_cell():
+        cell = hh_cell()
+        for name, gbar in (("ca_hva", 1e-3), ("k_ahp", 1e-3), ("m_current", 1e-4), ("ih", 1e-4)):
+            cell.insert(bf.channel(name, gbar=gbar))
+        return cell.add_pool(bf.calcium_pool())
+
+    amps = torch.tensor([6.0, 10.0, 20.0], dtype=torch.float64)
+    for probes in ([bf.Probe("cell", "v", every=3)], [bf.Probe("cell", "v"), bf.Probe("cell", "cai"), bf.Probe("cell", "k_ahp.w")]):
+        runs = [bf.Simulation(rich_cell(), stimuli=[bf.IClamp(amps, delay=2.0, density=True)], probes=probes, batch=3,
+                              method=method, compiled=compiled).run(60.0) for compiled in (True, False)]
+        for name in runs[0].traces:
+            assert torch.allclose(runs[0].traces[name], runs[1].traces[name], rtol=1e-9, atol=1e-9), name
+        assert np.allclose(runs[0].spikes["cell"].time, runs[1].spikes["cell"].time, atol=1e-9)
+        assert len(runs[0].spikes["cell"]) >= 3
+
+
+def _two_cell_net(weight, delay, synapse=None):
+    net = bf.Network([bf.Population("a", hh_cell(), 2), bf.Population("b", hh_cell(), 2)])
+    net.connect(bf.Projection("a", "b", synapse or bf.ExpSynapse(2.0, 0.0), weight, rule=bf.Explicit([(0, 1), (1, 0)]), delay=delay))
+    return net
+
+
+@pytest.mark.parametrize("delay", [1.0, [0.5, 1.0]])
+def test_learnable_weights_with_mixed_delays_get_plain_autograd_gradients(delay):
+    def grad(checkpoint):
+        weight = torch.tensor([0.05, 0.08], dtype=torch.float64, requires_grad=True)
+        sim = bf.Simulation(_two_cell_net(weight, delay), stimuli=[bf.IClamp(10.0, density=True, population="a")],
+                            probes=[bf.Probe("b", "v")], dt=0.05, checkpoint=checkpoint, checkpoint_every=29)
+        (sim.run(12.0).traces["b.v"] ** 2).mean().backward()
+        return weight.grad
+
+    assert torch.allclose(grad(True), grad(False), rtol=1e-10) and grad(True).abs().min() > 0
+
+
+def test_graphs_of_two_runs_of_one_simulation_backpropagate_independently():
+    gk = torch.tensor(0.036, dtype=torch.float64, requires_grad=True)
+    cell = bf.Cell.point(diameter=100.0, channels=[bf.channel("hh_na"), bf.channel("hh_k", gbar=gk), bf.channel("leak")])
+    sim = bf.Simulation(cell, stimuli=[bf.IClamp(10.0, density=True)], dt=0.05)
+    first = (sim.run(6.0).traces["cell.v"] ** 2).mean()
+    first.backward()
+    once = gk.grad.clone()
+    gk.grad = None
+    first, second = (sim.run(6.0).traces["cell.v"] ** 2).mean(), (sim.run(3.0).traces["cell.v"] ** 2).mean()
+    first.backward()
+    assert torch.allclose(gk.grad, once, rtol=1e-12)
+
+
+def test_explicit_connections_keep_their_own_weights():
+    # Only cell a[1] fires; its connection (1 → 0) has weight 0, so b[0] must stay like the unreached b[1].
+    net = _two_cell_net(torch.tensor([0.05, 0.0], dtype=torch.float64), 1.0)
+    stim = bf.IClamp(20.0, density=True, population="a", cells=[1])
+    result = bf.Simulation(net, stimuli=[stim], probes=[bf.Probe("b", "v")], dt=0.05).run(10.0)
+    v = result.traces["b.v"][0]
+    assert len(result.spikes["a"].times(cell=1)) >= 1 and torch.equal(v[0], v[1])
+
+
+@pytest.mark.parametrize("synapse", [bf.ExpSynapse(5.0, 0.0), bf.Exp2Synapse(0.5, 5.0, 0.0)])
+def test_initial_conductance_is_the_conductance_at_time_zero(synapse):
+    net = _two_cell_net(0.0, 1.0, synapse)
+    net.projections[0].initial_conductance = 0.01
+    clamp = bf.VClamp([(1.0, -65.0)], rs=1e-4, population="b", cells=[0])
+    current = bf.Simulation(net, stimuli=[clamp], dt=0.01).run(0.02).clamp_currents["VClamp"][0, 0, 0]
+    hh_at_rest = bf.Simulation(hh_cell(), stimuli=[bf.VClamp([(1.0, -65.0)], rs=1e-4)], dt=0.01).run(0.02).clamp_currents["VClamp"][0, 0, 0]
+    # The clamp holds v at −65 mV by taking out the synaptic current g·(0 − v) = 0.65 nA.
+    assert abs(float(current - hh_at_rest) + 0.01 * 65.0) < 0.01 * 65.0 * 0.02
+
+
+@pytest.mark.parametrize("text", ["1" + "0" * 400 + " * v", " + ".join(["v"] * 3000), "-" * 50000 + "v"])
+def test_pathological_expressions_give_an_expression_error(text):
+    with pytest.raises(ExpressionError):
+        Expression(text, {"v"})

@@ -172,11 +172,11 @@ def load_swc(path, max_segment_length=None):
     root = next(ident for ident, p in points.items() if p[3] == -1)
     soma_points = [i for i, p in points.items() if p[0] == 1]
     sections = []
-    if len(soma_points) <= 1:
+    if len(soma_points) <= 1 or _three_point_soma(points, soma_points, root):
         radius = points[root][2]
         sections.append(Section("soma", 2 * radius, 2 * radius, 1, region="soma"))
     else:
-        length, area = _run_geometry(points, soma_points)
+        length, area = _run_geometry([points[p] for p in soma_points])
         sections.append(Section("soma", length, area / (math.pi * length), 1, region="soma"))
     soma_set = set(soma_points) or {root}
     counters = {}
@@ -191,7 +191,8 @@ def load_swc(path, max_segment_length=None):
             region = SWC_REGIONS.get(points[child][0], f"type{points[child][0]}")
             counters[region] = counters.get(region, -1) + 1
             name = f"{region}[{counters[region]}]"
-            length, area = _run_geometry(points, [from_point] + run)
+            start = _soma_surface(points, from_point, run[0]) if from_point in soma_set else points[from_point]
+            length, area = _run_geometry([start] + [points[p] for p in run])
             nseg = 1 if max_segment_length is None else max(1, math.ceil(length / max_segment_length))
             sections.append(Section(name, length, area / (math.pi * length), nseg, parent=parent_name, parent_x=parent_x, region=region))
             start_runs(run[-1], name, 1.0)
@@ -201,15 +202,36 @@ def load_swc(path, max_segment_length=None):
     return Morphology(sections)
 
 
-def _run_geometry(points, run):
-    """Path length and lateral (frustum) area of consecutive points."""
+def _three_point_soma(points, soma_points, root):
+    """NeuroMorpho's convention: the root and two points one radius away on either side, all of
+    the root's radius; it stands for a cylinder of length = diameter = 2r."""
+    if len(soma_points) != 3 or root not in soma_points:
+        return False
+    others = [p for p in soma_points if p != root]
+    radius = points[root][2]
+    return all(points[p][3] == root and math.isclose(points[p][2], radius)
+               and math.isclose(math.dist(points[p][1], points[root][1]), radius, rel_tol=1e-3) for p in others)
+
+
+def _soma_surface(points, soma_point, first):
+    """Where a neurite leaves the soma: on the soma's surface towards its first point, with the
+    neurite's radius, so the soma's own radius and interior are not counted as neurite."""
+    _, centre, radius, _ = points[soma_point]
+    kind, position, neurite_radius, parent = points[first]
+    distance = math.dist(centre, position)
+    if distance <= radius:
+        return (kind, position, neurite_radius, parent)
+    surface = tuple(c + (p - c) * radius / distance for c, p in zip(centre, position))
+    return (kind, surface, neurite_radius, parent)
+
+
+def _run_geometry(run):
+    """Path length and lateral (frustum) area of consecutive (type, xyz, radius, parent) points."""
     length = area = 0.0
-    for a, b in zip(run, run[1:]):
-        (xa, ya, za), ra = points[a][1], points[a][2]
-        (xb, yb, zb), rb = points[b][1], points[b][2]
+    for (_, (xa, ya, za), ra, _), (_, (xb, yb, zb), rb, _) in zip(run, run[1:]):
         piece = math.dist((xa, ya, za), (xb, yb, zb))
         length += piece
         area += math.pi * (ra + rb) * math.sqrt(piece * piece + (ra - rb) ** 2)
     if length <= 0:
-        raise ModelError("SWC: consecutive points coincide; a section needs positive length")
+        raise ModelError("SWC: a neurite has zero length (its points coincide, or it ends inside the soma)")
     return length, area

@@ -70,8 +70,10 @@ def _power(a, b):
         return a**b
     try:
         return math.pow(a, b)
-    except (ValueError, OverflowError):
+    except ValueError:
         return math.nan
+    except (OverflowError, ZeroDivisionError):
+        return math.inf
 
 
 # IEEE semantics for constant sub-expressions too: 1/0 is inf and (-1)**0.5 is NaN, as in tensors.
@@ -96,18 +98,26 @@ class Expression:
             raise ExpressionError("expression is empty; write e.g. '0.07 * exp(-(v + 65) / 20)'")
         self.text = text.strip()
         self.allowed_names = frozenset(allowed_names)
+        if len(self.text) > 2000:
+            raise ExpressionError(f"expression of {len(self.text)} characters is too long (at most 2000)")
         try:
             tree = ast.parse(self.text, mode="eval")
+            self.names = set()
+            self._check(tree.body)
         except SyntaxError as err:
             raise ExpressionError(f"cannot parse expression {self.text!r}: {err.msg}") from None
-        self.names = set()
-        self._check(tree.body)
+        except (RecursionError, MemoryError):
+            raise ExpressionError(f"expression {self.text[:40]!r}... is nested too deeply; simplify it") from None
         self._tree = tree.body
 
     def _check(self, node):
         if isinstance(node, ast.Constant):
             if not isinstance(node.value, (int, float)) or isinstance(node.value, bool):
                 raise ExpressionError(f"expression {self.text!r}: only numbers are allowed as constants")
+            try:
+                float(node.value)
+            except OverflowError:
+                raise ExpressionError(f"expression {self.text[:40]!r}...: a number is too large for a float") from None
         elif isinstance(node, ast.Name):
             if node.id in CONSTANTS:
                 return

@@ -1,8 +1,10 @@
 """Projections: connections between populations with synapses, weights (µS) and delays (ms).
 
-Weights are per connection and may be learnable: ``projection.weights`` is a 1-D tensor in the
-order of ``projection.pre``/``projection.post`` once the network is built; set
-``requires_grad`` on it (or pass ``learnable=True``) to train them.
+Weights are per connection and may be learnable: after the network is built,
+``projection.weights`` is a 1-D tensor in the order of ``projection.pre_index`` and
+``projection.post_index`` (sorted by presynaptic cell). Give ``weight`` as a tensor with
+``requires_grad`` (one value, or one per connection in the rule's order), or pass
+``learnable=True``, to train them.
 Delays are whole time steps, at least one: a spike detected in step n acts from step n + d.
 """
 
@@ -40,6 +42,7 @@ class Projection:
             rng = np.random.default_rng(self.seed)
             pre, post = self.rule.connect(populations[self.pre].n, populations[self.post].n, self.pre == self.post, rng)
             order = np.lexsort((post, pre))
+            self._order = torch.as_tensor(order, dtype=torch.long)
             self.pre_index = torch.as_tensor(pre[order], dtype=torch.long)
             self.post_index = torch.as_tensor(post[order], dtype=torch.long)
         self.weights = self._connection_weights()
@@ -56,7 +59,7 @@ class Projection:
             return weight.reshape(1).expand(n)
         if weight.numel() != n:
             raise ModelError(f"projection {self.name}: {weight.numel()} weights for {n} connections")
-        return weight
+        return weight.reshape(-1)[self._order]
 
     @property
     def n_connections(self):
@@ -65,9 +68,16 @@ class Projection:
     def delay_steps(self, dt):
         delay = self.delay if self.delay is not None else dt
         steps = torch.as_tensor(np.rint(np.asarray(delay, dtype=float) / dt).astype(np.int64)).clamp_min(1)
-        return steps.expand(self.n_connections) if steps.dim() == 0 else steps
+        if steps.dim() == 0:
+            return steps.expand(self.n_connections)
+        if steps.numel() != self.n_connections:
+            raise ModelError(f"projection {self.name}: {steps.numel()} delays for {self.n_connections} connections")
+        return steps[self._order]
 
     def to_dict(self):
+        if torch.is_tensor(self.weight) and self.weight.numel() > 1:
+            raise ModelError(f"projection {self.name}: per-connection weights cannot be written to a project yet; "
+                             "save them with torch.save(projection.weights)")
         data = {"pre": self.pre, "post": self.post, "synapse": self.synapse.to_dict(), "connect": self.rule.to_dict(),
                 "weight": float(self.weight.detach()) if torch.is_tensor(self.weight) else self.weight, "seed": self.seed}
         if self.delay is not None:

@@ -7,6 +7,8 @@ the conductance peaks at w (exponential: jumps to w; double exponential: normali
 
 import math
 
+import torch
+
 from ..errors import ModelError
 
 
@@ -20,11 +22,14 @@ class ExpSynapse:
 
     n_states = 1
 
+    def initial_states(self, zero, conductance):
+        return [zero if conductance is None else conductance]
+
     def conductance(self, states):
         return states[0]
 
     def decay(self, states, dt):
-        return [states[0] * math.exp(-dt / self.tau)]
+        return [states[0] * _decay(dt, self.tau)]
 
     def receive(self, states, arrivals):
         return [states[0] + arrivals]
@@ -43,21 +48,30 @@ class Exp2Synapse:
             raise ModelError(f"exp2 synapse: need 0 < tau_rise < tau_decay (ms), got {tau_rise!r}, {tau_decay!r}")
         self.tau_rise, self.tau_decay, self.e_rev = tau_rise, tau_decay, e_rev
         t_peak = tau_rise * tau_decay / (tau_decay - tau_rise) * math.log(tau_decay / tau_rise)
-        self.factor = 1.0 / (math.exp(-t_peak / tau_decay) - math.exp(-t_peak / tau_rise))
+        self.factor = 1.0 / (math.exp(-t_peak / tau_decay) - math.exp(-t_peak / tau_rise))  # time constants are fixed numbers
 
     n_states = 2
+
+    def initial_states(self, zero, conductance):
+        """A given starting conductance sits in the decaying state alone, so g(0) equals it."""
+        return [zero, zero if conductance is None else conductance]
 
     def conductance(self, states):
         return states[1] - states[0]
 
     def decay(self, states, dt):
-        return [states[0] * math.exp(-dt / self.tau_rise), states[1] * math.exp(-dt / self.tau_decay)]
+        return [states[0] * _decay(dt, self.tau_rise), states[1] * _decay(dt, self.tau_decay)]
 
     def receive(self, states, arrivals):
         return [states[0] + self.factor * arrivals, states[1] + self.factor * arrivals]
 
     def to_dict(self):
         return {"kind": self.kind, "tau_rise": self.tau_rise, "tau_decay": self.tau_decay, "e_rev": self.e_rev}
+
+
+def _decay(dt, tau):
+    """exp(−dt/τ), kept differentiable when τ is a tensor."""
+    return torch.exp(-dt / tau) if torch.is_tensor(tau) else math.exp(-dt / tau)
 
 
 SYNAPSES = {cls.kind: cls for cls in (ExpSynapse, Exp2Synapse)}

@@ -38,96 +38,148 @@ _KERNELS = {}
 
 def point_kernel(block, celsius, method):
     """A compiled step for ``block`` (a CompiledCell of one node), or None when something in it
-    cannot be compiled (tabulated curves, batched parameters, tensors needing gradients)."""
+    cannot be compiled (tabulated curves, batched parameters)."""
     if block.size != 1:
         return None
     try:
-        source = _source(block, celsius, method)
+        body = _body(block, celsius, method)
     except NotCompilable:
         return None
-    if source not in _KERNELS:
+    names = block.state_names()
+    if body not in _KERNELS:
         namespace = {"math": math, "numba": numba, "_sigmoid": _sigmoid, "_explinear": _explinear}
+        source = _one_step(names, body) + _many_steps(names, body)
         exec(compile(source, "<brainfuse generated step>", "exec"), namespace)  # our generated code, never user text
-        _KERNELS[source] = namespace["step"]
-    return PointKernel(_KERNELS[source], block)
+        _KERNELS[body] = namespace["step"], namespace["steps"]
+    return PointKernel(*_KERNELS[body], block)
 
 
 class PointKernel:
-    def __init__(self, function, block):
-        self.function = function
-        self.block = block
+    def __init__(self, one_step, many_steps, block):
+        self.one_step, self.many_steps = one_step, many_steps
         self.state_names = block.state_names()
         self.densities = np.array([float(d.detach()[0]) for _, d, _ in block.channels])
         self.reversals = np.array([float(e) for _, _, e in block.channels])
         self.area = float(block.area[0])
         self.capacitance = float(block.capacitance[0])
 
+    def _constants(self, dtype):
+        return self.densities.astype(dtype), self.reversals.astype(dtype), self.area, self.capacitance
+
     def __call__(self, state, dt, injected, linear_g, linear_ge):
+        """One step of every cell; same contract as CompiledCell.step."""
         shape = state["v"].shape
-        dtype = state["v"].dtype
         flat = [state[name].detach().reshape(-1).numpy() for name in self.state_names]
         outputs = [np.empty_like(flat[0]) for _ in flat]
-        self.function(*flat, injected.reshape(-1).numpy(), linear_g.reshape(-1).numpy(), linear_ge.reshape(-1).numpy(),
-                      self.densities.astype(flat[0].dtype), self.reversals.astype(flat[0].dtype),
-                      self.area, self.capacitance, dt, *outputs)
-        return {name: torch.from_numpy(out).reshape(shape).to(dtype) for name, out in zip(self.state_names, outputs)}
+        inputs = [np.broadcast_to(np.asarray(value.detach().numpy() if torch.is_tensor(value) else value, dtype=flat[0].dtype),
+                                  shape).reshape(-1) for value in (injected, linear_g, linear_ge)]
+        self.one_step(*flat, *inputs, *self._constants(flat[0].dtype), dt, *outputs)
+        return {name: torch.from_numpy(out).reshape(shape) for name, out in zip(self.state_names, outputs)}
+
+    def run(self, state, dt, injected, threshold, record_v):
+        """Many steps of cells without synaptic input: ``injected`` (K, B, C) nA for the K steps.
+
+        Returns the new state, spikes (K, B, C) 0/1, where in each step the threshold was crossed
+        (0..1), and the voltage after every step (K, B, C) when ``record_v``. One call per chunk
+        instead of one per step; steps run outer so every array is walked contiguously."""
+        shape = state["v"].shape
+        steps = injected.shape[0]
+        flat = [state[name].detach().reshape(-1).numpy() for name in self.state_names]
+        dtype = flat[0].dtype
+        spikes = np.zeros((steps, flat[0].size), dtype=dtype)
+        fraction = np.zeros_like(spikes)
+        trace = np.empty_like(spikes) if record_v else np.empty((0, flat[0].size), dtype=dtype)
+        injected = np.ascontiguousarray(injected.detach().reshape(steps, -1).numpy(), dtype=dtype)
+        new = [value.copy() for value in flat]
+        self.many_steps(*new, injected, *self._constants(dtype), dt, float(threshold), spikes, fraction, trace)
+        as_tensor = lambda array: torch.from_numpy(array).reshape(steps, *shape[:2])
+        return ({name: torch.from_numpy(value).reshape(shape) for name, value in zip(self.state_names, new)},
+                as_tensor(spikes), as_tensor(fraction), as_tensor(trace) if record_v else None)
 
 
-def _source(block, celsius, method):
-    names = block.state_names()
-    local = {name: f"s{k}" for k, name in enumerate(names)}
-    state_args = ", ".join(local[name] for name in names)
-    out_args = ", ".join(f"out_{local[name]}" for name in names)
+def _one_step(names, body):
+    args = ", ".join(f"s{k}" for k in range(len(names)))
+    outs = ", ".join(f"out_s{k}" for k in range(len(names)))
     lines = [
         "@numba.njit(nogil=True)",
-        f"def step({state_args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, dt, {out_args}):",
+        f"def step({args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, dt, {outs}):",
         "    for i in range(s0.shape[0]):",
-        "        x = s0[i]",
+        *[f"        s{k}_i = s{k}[i]" for k in range(len(names))],
+        "        inj, lin_g, lin_ge = injected[i], linear_g[i], linear_ge[i]",
+        *[f"        {line}" for line in body.splitlines()],
+        *[f"        out_s{k}[i] = new_s{k}" for k in range(len(names))],
     ]
-    for name in names[1:]:
-        lines.append(f"        {local[name]}_i = {local[name]}[i]")
+    return "\n".join(lines) + "\n"
+
+
+def _many_steps(names, body):
+    args = ", ".join(f"s{k}" for k in range(len(names)))
+    lines = [
+        "@numba.njit(nogil=True)",
+        f"def steps({args}, injected, densities, reversals, area, capacitance, dt, threshold, spikes, fraction, trace):",
+        "    lin_g = 0.0",
+        "    lin_ge = 0.0",
+        "    for step in range(injected.shape[0]):",
+        "        for i in range(s0.shape[0]):",
+        *[f"            s{k}_i = s{k}[i]" for k in range(len(names))],
+        "            inj = injected[step, i]",
+        *[f"            {line}" for line in body.splitlines()],
+        "            if s0_i < threshold and new_s0 >= threshold:",
+        "                spikes[step, i] = 1.0",
+        "                fraction[step, i] = (threshold - s0_i) / (new_s0 - s0_i)",
+        "            if trace.shape[0] > 0:",
+        "                trace[step, i] = new_s0",
+        *[f"            s{k}[i] = new_s{k}" for k in range(len(names))],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _body(block, celsius, method):
+    """Statements advancing one cell by one step: reads x = s0_i (v) and s1_i, ... (gates, calcium),
+    inj, lin_g, lin_ge; assigns new_s0, new_s1, ... The formulas are those of CompiledCell.step."""
+    names = block.state_names()
+    local = {name: f"s{k}" for k, name in enumerate(names)}
+    lines = ["x = s0_i"]
     current_terms, conductance_terms, calcium_terms = [], [], []
     for c, (channel, _, _) in enumerate(block.channels):
         fraction = " * ".join(" * ".join([f"{local[f'{channel.name}.{g.name}']}_i"] * g.power) for g in channel.gates)
-        lines.append(f"        g{c} = densities[{c}]" + (f" * {fraction}" if fraction else ""))
-        lines.append(f"        i{c} = g{c} * (x - reversals[{c}])")
+        lines.append(f"g{c} = densities[{c}]" + (f" * {fraction}" if fraction else ""))
+        lines.append(f"i{c} = g{c} * (x - reversals[{c}])")
         current_terms.append(f"i{c}")
         conductance_terms.append(f"g{c}")
         if channel.ion == "ca":
             calcium_terms.append(f"i{c}")
     step_dt = "dt" if method == "backward_euler" else "(dt / 2)"
     lines += [
-        f"        membrane_g = ({' + '.join(conductance_terms) or '0.0'}) * area * {DENSITY_TO_ABSOLUTE!r} + linear_g[i]",
-        f"        membrane_i = ({' + '.join(current_terms) or '0.0'}) * area * {DENSITY_TO_ABSOLUTE!r} + linear_g[i] * x - linear_ge[i]",
-        f"        dv = (injected[i] - membrane_i) / (capacitance / {step_dt} + membrane_g)",
-        "        xn = x + dv" if method == "backward_euler" else "        xn = x + 2 * dv",
-        "        out_s0[i] = xn",
+        f"membrane_g = ({' + '.join(conductance_terms) or '0.0'}) * area * {DENSITY_TO_ABSOLUTE!r} + lin_g",
+        f"membrane_i = ({' + '.join(current_terms) or '0.0'}) * area * {DENSITY_TO_ABSOLUTE!r} + lin_g * x - lin_ge",
+        f"dv = (inj - membrane_i) / (capacitance / {step_dt} + membrane_g)",
+        "new_s0 = x + dv" if method == "backward_euler" else "new_s0 = x + 2 * dv",
     ]
-    variables = {"v": "xn"}
+    variables = {"v": "new_s0"}
     if "cai" in local:
         ca = local["cai"]
-        lines.append(f"        ca = {ca}_i")
+        lines.append(f"ca = {ca}_i")
         for pool, mask in block.pools:
             if bool(mask[0]):
                 influx = f"(-{_float(pool.gamma)} * 1e4 * ({' + '.join(calcium_terms) or '0.0'}) / (2 * {FARADAY!r} * {_float(pool.depth)}))"
-                lines.append(f"        target = {_float(pool.rest)} + {influx} * {_float(pool.decay)}")
-                lines.append(f"        ca = target + (ca - target) * math.exp(-dt / {_float(pool.decay)})")
-        lines.append(f"        out_{ca}[i] = ca")
+                lines.append(f"target = {_float(pool.rest)} + {influx} * {_float(pool.decay)}")
+                lines.append(f"ca = target + (ca - target) * math.exp(-dt / {_float(pool.decay)})")
+        lines.append(f"new_{ca} = ca")
         variables["cai"] = "ca"
     for channel, _, _ in block.channels:
         factor = _float(channel.rate_factor(celsius))
         for gate in channel.gates:
-            s = f"{local[f'{channel.name}.{gate.name}']}_i"
-            out = f"out_{local[f'{channel.name}.{gate.name}']}[i]"
+            s = local[f"{channel.name}.{gate.name}"]
             if gate.alpha is not None:
-                lines.append(f"        a = {gate.alpha.source(variables, FUNCTIONS)}")
-                lines.append(f"        b = {gate.beta.source(variables, FUNCTIONS)}")
-                lines.append("        total = a + b")
-                lines.append(f"        {out} = {s} + ({s} - a / total) * math.expm1(-dt * {factor} * total)")
+                lines.append(f"a = {gate.alpha.source(variables, FUNCTIONS)}")
+                lines.append(f"b = {gate.beta.source(variables, FUNCTIONS)}")
+                lines.append("total = a + b")
+                lines.append(f"new_{s} = {s}_i + ({s}_i - a / total) * math.expm1(-dt * {factor} * total)")
             else:
-                lines.append(f"        inf = {gate.inf.source(variables, FUNCTIONS)}")
-                lines.append(f"        tau = {gate.tau.source(variables, FUNCTIONS)}")
-                lines.append(f"        {out} = {s} + ({s} - inf) * math.expm1(-dt * {factor} / tau)")
+                lines.append(f"inf = {gate.inf.source(variables, FUNCTIONS)}")
+                lines.append(f"tau = {gate.tau.source(variables, FUNCTIONS)}")
+                lines.append(f"new_{s} = {s}_i + ({s}_i - inf) * math.expm1(-dt * {factor} / tau)")
     return "\n".join(lines) + "\n"
 
 
