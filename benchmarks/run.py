@@ -17,6 +17,8 @@ from .peers.isolate import run_isolated
 
 
 def _table(title, rows, ours, speed_key, unit):
+    """``speed_key`` is a throughput (higher is better) or "run_s" (lower is better); the ratio is
+    always BrainFuse's speed over the row's, so > 1 means BrainFuse is faster."""
     print(f"\n{title}")
     print(f"{'simulator':<26}{unit:>16}{'build s':>10}{'run s':>10}{'ratio':>10}")
     for row in rows:
@@ -29,7 +31,7 @@ def independent_neurons(n, duration_ms):
             for d in ("float32", "float64")]
     peers = [run_isolated(peer_hh.run_peer, {"peer": p, "n": n, "duration_ms": duration_ms}) for p in peer_hh.PEERS]
     fastest_ours = max(ours, key=lambda r: r["neuron_steps_per_s"])
-    _table(f"{n} independent squid HH neurons, {duration_ms:g} ms at dt 0.025 ms (neuron-steps/s; ratio = ours / row)",
+    _table(f"{n} independent squid HH neurons, {duration_ms:g} ms at dt 0.025 ms (ratio = our fastest / row)",
            ours + peers, fastest_ours, "neuron_steps_per_s", "steps/s")
     return ours, peers
 
@@ -38,8 +40,8 @@ def cobahh(duration_ms):
     ours = [run_isolated("benchmarks.ours:cobahh", {"duration_ms": duration_ms, "dtype": d}) for d in ("float32", "float64")]
     peers = [run_isolated("benchmarks.peers.cobahh:benchmark", {"simulator": s, "duration_ms": duration_ms}) for s in COBAHH_PEERS]
     fastest_ours = min(ours, key=lambda r: r["run_s"])
-    _table(f"COBAHH, 4,000 HH neurons, {duration_ms:g} ms at dt 0.1 ms (ratio = row run s / ours)", ours + peers,
-           fastest_ours, "run_s", "rate E Hz")
+    _table(f"COBAHH, 4,000 HH neurons, {duration_ms:g} ms at dt 0.1 ms (ratio = row run s / our fastest)", ours + peers,
+           fastest_ours, "run_s", "run s")
     print(f"{'simulator':<26}{'rate E Hz':>12}{'rate I Hz':>12}{'CV ISI':>10}")
     for row in ours + peers:
         print(f"{row['simulator']:<26}{row['rate_exc_hz']:>12.2f}{row['rate_inh_hz']:>12.2f}{row['cv_isi']:>10.3f}")
@@ -49,15 +51,18 @@ def cobahh(duration_ms):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="BrainFuse benchmarks against NEURON and Brian2")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    parser.add_argument("--only", choices=("independent", "cobahh", "memory"), help="run one table")
     args = parser.parse_args(argv)
-    if args.quick:
-        independent_neurons(1000, 50.0)
-        cobahh(50.0)
-        cells, steps = 100, 1000
-    else:
-        independent_neurons(10_000, 1000.0)
-        cobahh(1000.0)
-        cells, steps = 1000, 10_000
+    wanted = lambda name: args.only in (None, name)
+    if wanted("independent"):
+        independent_neurons(1000, 50.0) if args.quick else independent_neurons(10_000, 1000.0)
+    if wanted("cobahh"):
+        cobahh(50.0 if args.quick else 1000.0)
+    if wanted("memory"):
+        memory(*((100, 1000) if args.quick else (1000, 10_000)))
+
+
+def memory(cells, steps):
     rows = [run_memory(cells, steps, flag) for flag in (True, False)]
     print(f"\nBackward pass, {cells} HH cells x {steps} steps (float64): peak memory above the pre-run baseline")
     for row in rows:

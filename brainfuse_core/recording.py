@@ -104,9 +104,11 @@ class Result:
         if row < len(axes):
             ax = axes[row]
             offset = 0
+            total = sum(record.n_cells for record in self.spikes.values())
+            size = max(2.0, min(200.0, 2000.0 / total))  # ticks readable for one cell and for thousands
             for name, record in self.spikes.items():
                 mask = record.batch == 0
-                ax.scatter(record.time[mask], record.cell[mask] + offset, s=1, label=name)
+                ax.scatter(record.time[mask], record.cell[mask] + offset, s=size, marker="|", label=name)
                 offset += record.n_cells
             ax.set_xlabel("t (ms)")
             ax.set_ylabel("cell")

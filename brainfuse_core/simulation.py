@@ -87,8 +87,8 @@ class Simulation:
                 command, on = stim.command(t_mid)
                 block.clamps.append((stim, flat, command.to(dtype), on.to(dtype) / stim.rs))
             elif isinstance(stim, CURRENT_CLAMPS):
-                current = stim.currents(t_mid.to(dtype), B, len(cells)) * stim.scale(block.population, node)
-                block.injections.append((flat, current))
+                table, index = stim.table(t_mid.to(dtype), B, len(cells))
+                block.injections.append((flat, table * stim.scale(block.population, node), index.to(device)))
             else:
                 raise ModelError(f"unknown stimulus type {type(stim).__name__}")
         self._projections = []
@@ -171,8 +171,8 @@ class Simulation:
             injected = linear_g = linear_ge = 0.0
             if block.injections:
                 injected = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
-                for flat, current in block.injections:
-                    injected = injected.index_add(1, flat, current[n].expand(B, len(flat)))
+                for flat, table, index in block.injections:
+                    injected = injected.index_add(1, flat, table[index[n]].expand(B, len(flat)))
                 injected = injected.reshape(shape)
             if block.clamps or block.synapse_inputs:
                 linear_g = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
@@ -262,8 +262,8 @@ class Simulation:
             for name, block in self._blocks.items():
                 flat_shape = (steps, self.batch, block.population.n)
                 injected = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
-                for flat, current in block.injections:
-                    injected = injected.index_add(2, flat, current[start:stop].expand(steps, self.batch, len(flat)))
+                for flat, table, index in block.injections:
+                    injected = injected.index_add(2, flat, table[index[start:stop]].expand(steps, self.batch, len(flat)))
                 local = {key: state[f"{name}/{key}"] for key in block.state_names()}
                 record_v = any(probe.population == name for probe, _, _, _ in self._probe_sites)
                 updated, spikes, fraction, trace = block.kernel.run(local, self.dt, injected, block.population.threshold, record_v)
@@ -386,7 +386,7 @@ class Simulation:
                 for gate in channel.gates:
                     for curve in gate.kinetics().values():
                         tensors += list(curve.parameters().values())
-            tensors += [current for _, current in block.injections]
+            tensors += [table for _, table, _ in block.injections]
             tensors += [t for _, _, command, conductance in block.clamps for t in (command, conductance)]
         for entry in self._projections:
             # The per-delay weights, not the projection's: inputs must not lie upstream of one

@@ -33,6 +33,12 @@ class Stimulus:
     def _window(self, t, delay, dur):
         return ((t >= delay) & (t < delay + dur)).to(t.dtype)
 
+    def table(self, t, batch, n_sites):
+        """(table, index): the current (nA) in step n is ``table[index[n]]``, of shape (B or 1, sites or 1).
+
+        Stimuli that change every step have one row per step; a sampled waveform keeps its samples."""
+        return self.currents(t, batch, n_sites), torch.arange(len(t))
+
 
 class IClamp(Stimulus):
     """A current step of ``amp`` from ``delay`` for ``dur`` ms."""
@@ -68,13 +74,15 @@ class Waveform(Stimulus):
         super().__init__(**kwargs)
         self.values, self.sample_dt = values, sample_dt
 
+    def table(self, t, batch, n_sites):
+        values = self.values.to(t.dtype) if torch.is_tensor(self.values) else torch.as_tensor(self.values, dtype=t.dtype)
+        while values.dim() < 3:
+            values = values.unsqueeze(-1)
+        return values, torch.floor(t / self.sample_dt).long().clamp(max=values.shape[0] - 1)
+
     def currents(self, t, batch, n_sites):
-        values = torch.as_tensor(self.values, dtype=t.dtype)
-        index = torch.floor(t / self.sample_dt).long().clamp(max=values.shape[0] - 1)
-        picked = values[index]
-        while picked.dim() < 3:
-            picked = picked.unsqueeze(-1)
-        return picked
+        table, index = self.table(t, batch, n_sites)
+        return table[index]
 
 
 class NoisyClamp(Stimulus):

@@ -23,7 +23,7 @@ import functools
 import torch
 
 from ..errors import ModelError
-from .expressions import Expression
+from .expressions import CONSTANTS, Expression
 
 
 def as_tensor(value, like):
@@ -234,6 +234,9 @@ class ExpressionCurve(Curve):
     def __init__(self, expression, parameters=None, variable="v"):
         self.variable = variable
         self.expression_parameters = dict(parameters or {})
+        reserved = {"v", "cai", *CONSTANTS} & set(self.expression_parameters)
+        if reserved:
+            raise ModelError(f"expression parameter {sorted(reserved)[0]!r} shadows a built-in name; rename it")
         self.expression = Expression(expression, {"v", "cai"} | set(self.expression_parameters))
 
     def __call__(self, state):
