@@ -212,11 +212,19 @@ class Simulation:
 
     # ----------------------------------------------------------------------------- the loop
     def _record_dims(self):
-        """Along which dimension each per-chunk record is concatenated: probes, spikes and fractions, clamps."""
+        """Along which dimension each kept record is concatenated: probes, spike trains (if asked for), clamps."""
         dims = [-1 for _ in self._probe_sites]
-        dims += [0, 0] * len(self._blocks)
+        dims += [0] * len(self._blocks) if self.record_spike_trains else []
         dims += [-1 for stim in self.stimuli if isinstance(stim, VClamp)]
         return dims
+
+    def _kept(self, records):
+        """Of a chunk's records (probes, then spikes and crossing fractions per population, then clamps),
+        those that outlive the chunk as outputs. Spikes otherwise leave as sparse events only: dense
+        trains would grow as steps × cells."""
+        n_probes, n_blocks = len(self._probe_sites), len(self._blocks)
+        trains = list(records[n_probes: n_probes + 2 * n_blocks: 2]) if self.record_spike_trains else []
+        return list(records[:n_probes]) + trains + list(records[n_probes + 2 * n_blocks:])
 
     def _chunk(self, keys, start, stop):
         """Steps start..stop-1 as a pure function of the state tensors, returning (state..., records...)."""
@@ -291,6 +299,7 @@ class Simulation:
         """Run every chunk; returns (final state + concatenated records, per-chunk record sizes)."""
         dims = self._record_dims()
         records, sizes = [[] for _ in dims], []
+        self._event_parts = {name: [] for name in self._blocks}
         bar = None
         if progress:
             from tqdm.auto import tqdm
@@ -303,8 +312,14 @@ class Simulation:
                     boundaries.append(values)
                 out = self._chunk(keys, start, stop)(*values)
                 values = list(out[: len(keys)])
-                sizes.append([part.shape[dim] for part, dim in zip(out[len(keys):], dims)])
-                for sink, part in zip(records, out[len(keys):]):
+                chunk_records = out[len(keys):]
+                first_spikes = len(self._probe_sites)
+                for k, name in enumerate(self._blocks):
+                    train, fraction = chunk_records[first_spikes + 2 * k], chunk_records[first_spikes + 2 * k + 1]
+                    self._event_parts[name].append(self._events(train.detach(), fraction.detach(), start))
+                kept = self._kept(chunk_records)
+                sizes.append([part.shape[dim] for part, dim in zip(kept, dims)])
+                for sink, part in zip(records, kept):
                     sink.append(part)
                 self._check_finite(dict(zip(keys, values)), start, stop)
                 if bar is not None:
@@ -361,19 +376,21 @@ class Simulation:
             times[probe.name] = torch.arange(traces[probe.name].shape[-1], dtype=torch.float64) * self.dt * probe.every
         spikes, trains = {}, {}
         for name, block in self._blocks.items():
-            train, fraction = records.pop(0), records.pop(0)
-            spikes[name] = SpikeRecord(*self._events(train.detach(), fraction.detach()), block.population.n, n_steps * self.dt)
+            parts = self._event_parts[name]
+            events = [np.concatenate([part[k] for part in parts]) for k in range(3)]
+            spikes[name] = SpikeRecord(*events, block.population.n, n_steps * self.dt)
             if self.record_spike_trains:
-                trains[name] = train
+                trains[name] = records.pop(0)
         clamps = {stim.name: records.pop(0) for stim in self.stimuli if isinstance(stim, VClamp)}
         variables = {probe.name: probe.variable for probe in self.probes}
         return Result(self.dt, n_steps * self.dt, self.batch, times, traces, variables, spikes, trains, clamps,
                       time.perf_counter() - started)
 
-    def _events(self, train, fraction):
+    def _events(self, train, fraction, start):
+        """Spike times (ms), cells and batch indices of a chunk's (steps, B, cells) spike train."""
         step, batch, cell = torch.nonzero(train, as_tuple=True)
         offset = fraction[step, batch, cell].double()
-        return ((step.double() + offset) * self.dt).cpu().numpy(), cell.cpu().numpy(), batch.cpu().numpy()
+        return ((start + step.double() + offset) * self.dt).cpu().numpy(), cell.cpu().numpy(), batch.cpu().numpy()
 
     def _parameters(self):
         """Every tensor the step reads that may carry a gradient (besides the state), so that the
@@ -473,7 +490,7 @@ class _Recompute(torch.autograd.Function):
                     if grad is not None and value.requires_grad:
                         outputs.append(value)
                         output_grads.append(grad)
-                for value, grad, dim, (lo, hi) in zip(out[n_state:], record_grads, dims, bounds[index]):
+                for value, grad, dim, (lo, hi) in zip(sim._kept(out[n_state:]), record_grads, dims, bounds[index]):
                     if grad is not None and value.requires_grad and hi > lo:
                         outputs.append(value)
                         output_grads.append(grad.narrow(dim if dim >= 0 else grad.dim() + dim, lo, hi - lo))

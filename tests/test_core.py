@@ -319,3 +319,21 @@ def test_initial_conductance_is_the_conductance_at_time_zero(synapse):
 def test_pathological_expressions_give_an_expression_error(text):
     with pytest.raises(ExpressionError):
         Expression(text, {"v"})
+
+
+def test_spike_trains_carry_surrogate_gradients_identically_with_recomputation():
+    def run(checkpoint):
+        weight = torch.tensor([0.05, 0.08], dtype=torch.float64, requires_grad=True)
+        sim = bf.Simulation(_two_cell_net(weight, 1.0), stimuli=[bf.IClamp(10.0, density=True, population="a")],
+                            probes=[], dt=0.05, checkpoint=checkpoint, checkpoint_every=23, record_spike_trains=True)
+        result = sim.run(30.0)
+        train = result.spike_trains["b"]
+        train.sum().backward()
+        return result, train.detach(), weight.grad
+
+    recomputed, plain = run(True), run(False)
+    result, train, grad = recomputed
+    step, _, cell = torch.nonzero(train, as_tuple=True)
+    assert len(step) == len(result.spikes["b"]) > 0
+    assert np.array_equal(np.sort(cell.numpy()), np.sort(result.spikes["b"].cell))
+    assert torch.allclose(grad, plain[2], rtol=1e-10) and grad.abs().max() > 0
