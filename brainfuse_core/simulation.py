@@ -138,7 +138,7 @@ class Simulation:
         for k, entry in enumerate(self._projections):
             proj = entry["projection"]
             n_post = self.network.populations[proj.post].n
-            initial = getattr(proj, "initial_conductance", None)
+            initial = proj.initial_conductance
             zero = torch.zeros(self.batch, n_post, dtype=self.dtype, device=self.device)
             if initial is not None:
                 initial = zero + torch.as_tensor(initial, dtype=self.dtype, device=self.device)

@@ -16,8 +16,11 @@ from .connectivity import FixedProbability
 
 
 class Projection:
-    def __init__(self, pre, post, synapse, weight, rule=None, delay=None, target=None, seed=0, learnable=False, name=None):
+    def __init__(self, pre, post, synapse, weight, rule=None, delay=None, target=None, seed=0, learnable=False, name=None,
+                 initial_conductance=None):
+        """``initial_conductance`` (µS): the synaptic conductance at t = 0, a number or one value per post cell."""
         self.pre, self.post = pre, post
+        self.initial_conductance = initial_conductance
         self.synapse = synapse
         self.weight = weight
         self.rule = rule or FixedProbability(1.0, allow_self=True)
