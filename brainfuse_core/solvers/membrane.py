@@ -16,7 +16,7 @@ from ..units import CAPACITANCE_TO_NF, DENSITY_TO_ABSOLUTE, FARADAY
 from .hines import tree_solve
 
 METHODS = ("backward_euler", "crank_nicolson")
-COMPILED_BELOW = 10_000
+COMPILED_BELOW = {torch.float32: 15_000, torch.float64: 40_000}  # elements per block, see use_compiled
 
 
 class CompiledCell:
@@ -84,11 +84,11 @@ class CompiledCell:
         """Switch this block to the generated CPU kernel where it pays (runs without gradients only).
 
         The kernel calls libm's scalar exp; the tensor path uses vectorised exp but pays a dispatch
-        per operation. Measured on 2 cores: the kernel wins up to about 10⁴ cells per block
-        (2-3x at 10³), the tensor path is level beyond."""
+        per operation. Measured on 2 cores (squid HH): the kernel wins 2-3x at 10³ cells, is level
+        with float32 tensors at about 10⁴ and with float64 tensors at about 3·10⁴, and loses beyond."""
         from .compiled import point_kernel
 
-        small = batch * cells * self.size < COMPILED_BELOW
+        small = batch * cells * self.size < COMPILED_BELOW[self.area.dtype]
         self.kernel = point_kernel(self, celsius, method) if self.area.device.type == "cpu" and small else None
 
     kernel = None
