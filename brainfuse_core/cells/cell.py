@@ -10,6 +10,7 @@ import math
 import torch
 
 from ..channels import CalciumPool, Channel
+from ..channels.curves import plain_value
 from ..errors import ModelError
 from .layout import build_layout
 from .morphology import Morphology
@@ -137,7 +138,7 @@ class Cell:
             "morphology": self.morphology.to_dict(),
             "cm": self.cm, "ra": self.ra, "v_init": self.v_init, "reversals": dict(self.reversals),
             "insert": [
-                {"channel": i.channel, "where": i.where, **({} if i.gbar is None else {"gbar": _plain(i.gbar)})}
+                {"channel": i.channel, "where": i.where, **({} if i.gbar is None else {"gbar": plain_value(i.gbar)})}
                 for i in self.insertions
             ],
         }
@@ -179,6 +180,3 @@ class Cell:
             cell.add_pool(pool, entry.get("where", "all"))
         return cell
 
-
-def _plain(value):
-    return float(value.detach()) if torch.is_tensor(value) else value

@@ -12,7 +12,7 @@ import math
 import torch
 
 from ..errors import ModelError
-from .curves import Curve, curve_from_dict
+from .curves import Curve, curve_from_dict, plain_value
 
 IONS = ("na", "k", "ca")
 
@@ -100,8 +100,8 @@ class Channel:
             raise ModelError(f"channel {name!r}: ion must be one of {', '.join(IONS)} or None, got {ion!r}")
         if ion is None and reversal is None:
             raise ModelError(f"channel {name!r}: give an ion or a reversal potential (mV)")
-        if _plain(gbar) < 0:
-            raise ModelError(f"channel {name!r}: gbar is a conductance density (S/cm²) and must be ≥ 0, got {_plain(gbar)!r}")
+        if bool((torch.as_tensor(gbar) < 0).any()):
+            raise ModelError(f"channel {name!r}: gbar is a conductance density (S/cm²) and must be ≥ 0, got {gbar!r}")
         names = [g.name for g in gates]
         if len(set(names)) != len(names):
             raise ModelError(f"channel {name!r}: gate names must be unique, got {names}")
@@ -152,14 +152,14 @@ class Channel:
         return self.gbar * fraction * (torch.as_tensor(v, dtype=torch.float64) - reversal)
 
     def to_dict(self):
-        data = {"gbar": _plain(self.gbar), "gates": {g.name: g.to_dict() for g in self.gates}}
+        data = {"gbar": plain_value(self.gbar), "gates": {g.name: g.to_dict() for g in self.gates}}
         if self.ion is not None:
             data["ion"] = self.ion
         if self.reversal is not None:
-            data["reversal"] = _plain(self.reversal)
+            data["reversal"] = plain_value(self.reversal)
         if self.q10 != 1.0:
-            data["q10"] = _plain(self.q10)
-            data["temperature"] = _plain(self.temperature)
+            data["q10"] = plain_value(self.q10)
+            data["temperature"] = plain_value(self.temperature)
         if self.description:
             data["description"] = self.description
         return data
@@ -186,7 +186,7 @@ class Channel:
 
     def __repr__(self):
         gates = " ".join(f"{g.name}^{g.power}" for g in self.gates) or "leak"
-        return f"Channel({self.name!r}: {gates}, gbar={_plain(self.gbar)} S/cm²)"
+        return f"Channel({self.name!r}: {gates}, gbar={plain_value(self.gbar)} S/cm²)"
 
 
 class CalciumPool:
@@ -203,7 +203,7 @@ class CalciumPool:
         self.name, self.depth, self.decay, self.rest, self.gamma = name, depth, decay, rest, gamma
 
     def to_dict(self):
-        return {"depth": _plain(self.depth), "decay": _plain(self.decay), "rest": _plain(self.rest), "gamma": _plain(self.gamma)}
+        return {"depth": plain_value(self.depth), "decay": plain_value(self.decay), "rest": plain_value(self.rest), "gamma": plain_value(self.gamma)}
 
     @classmethod
     def from_dict(cls, name, data, where=None):
@@ -223,8 +223,3 @@ def _reads(curve, name):
     names = curve.expression.names if hasattr(curve, "expression") else {curve.variable}
     return name in names
 
-
-def _plain(value):
-    if torch.is_tensor(value):
-        return float(value.detach())
-    return value

@@ -65,7 +65,7 @@ class Curve:
         """Source text of this curve for a code generator: ``variables`` maps state names ("v", "cai")
         to their text; parameter values are written in as literals."""
         names = {"x": variables[self.variable]}
-        names.update({name: _literal(value) for name, value in self.parameters().items()})
+        names.update({name: literal(value) for name, value in self.parameters().items()})
         return self._parsed().source(names, functions)
 
     def parameters(self):
@@ -76,11 +76,11 @@ class Curve:
         if self.variable != "v":
             data["variable"] = self.variable
         for name, value in self.parameters().items():
-            data[name] = _plain(value)
+            data[name] = plain_value(value)
         return data
 
     def __repr__(self):
-        args = ", ".join(f"{k}={_plain(v)}" for k, v in self.parameters().items())
+        args = ", ".join(f"{k}={plain_value(v)}" for k, v in self.parameters().items())
         return f"{type(self).__name__}({args})"
 
 
@@ -89,7 +89,7 @@ def _template(cls):
     return Expression(cls.template, {"x", *cls.parameter_names})
 
 
-def _literal(value):
+def literal(value):
     """A parameter as source text; only plain numbers (or one-element tensors) can be compiled in."""
     if torch.is_tensor(value):
         if value.numel() != 1:
@@ -102,13 +102,14 @@ class NotCompilable(Exception):
     """This curve cannot be written into generated code; the tensor path runs it instead."""
 
 
-def _plain(value):
+def plain_value(value):
+    """A parameter as saved in a project: tensors become floats (scalars only), lists stay lists."""
     if torch.is_tensor(value):
         if value.numel() != 1:
             raise ModelError("only scalar parameters can be saved; a batched tensor parameter is a run-time setting")
         return float(value.detach())
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     return value
 
 
@@ -250,7 +251,7 @@ class ExpressionCurve(Curve):
 
     def source(self, variables, functions):
         names = {name: variables[name] for name in ("v", "cai") if name in self.expression.names}
-        names.update({name: _literal(value) for name, value in self.expression_parameters.items()})
+        names.update({name: literal(value) for name, value in self.expression_parameters.items()})
         return self.expression.source(names, functions)
 
     def parameters(self):
@@ -259,7 +260,7 @@ class ExpressionCurve(Curve):
     def to_dict(self):
         data = {"kind": self.kind, "expression": self.expression.text}
         if self.expression_parameters:
-            data["parameters"] = {k: _plain(v) for k, v in self.expression_parameters.items()}
+            data["parameters"] = {k: plain_value(v) for k, v in self.expression_parameters.items()}
         if self.variable != "v":
             data["variable"] = self.variable
         return data

@@ -15,7 +15,7 @@ import numba
 import numpy as np
 import torch
 
-from ..channels.curves import NotCompilable
+from ..channels.curves import NotCompilable, literal
 from ..units import DENSITY_TO_ABSOLUTE, FARADAY
 
 
@@ -162,13 +162,13 @@ def _body(block, celsius, method):
         lines.append(f"ca = {ca}_i")
         for pool, mask in block.pools:
             if bool(mask[0]):
-                influx = f"(-{_float(pool.gamma)} * 1e4 * ({' + '.join(calcium_terms) or '0.0'}) / (2 * {FARADAY!r} * {_float(pool.depth)}))"
-                lines.append(f"target = {_float(pool.rest)} + {influx} * {_float(pool.decay)}")
-                lines.append(f"ca = target + (ca - target) * math.exp(-dt / {_float(pool.decay)})")
+                influx = f"(-{literal(pool.gamma)} * 1e4 * ({' + '.join(calcium_terms) or '0.0'}) / (2 * {FARADAY!r} * {literal(pool.depth)}))"
+                lines.append(f"target = {literal(pool.rest)} + {influx} * {literal(pool.decay)}")
+                lines.append(f"ca = target + (ca - target) * math.exp(-dt / {literal(pool.decay)})")
         lines.append(f"new_{ca} = ca")
         variables["cai"] = "ca"
     for channel, _, _ in block.channels:
-        factor = _float(channel.rate_factor(celsius))
+        factor = literal(channel.rate_factor(celsius))
         for gate in channel.gates:
             s = local[f"{channel.name}.{gate.name}"]
             if gate.alpha is not None:
@@ -182,10 +182,3 @@ def _body(block, celsius, method):
                 lines.append(f"new_{s} = {s}_i + ({s}_i - inf) * math.expm1(-dt * {factor} / tau)")
     return "\n".join(lines) + "\n"
 
-
-def _float(value):
-    if torch.is_tensor(value):
-        if value.numel() != 1:
-            raise NotCompilable("a batched parameter")
-        value = float(value.detach())
-    return repr(float(value))
