@@ -11,7 +11,7 @@ from .errors import BrainFuseError, ExpressionError, ModelError, ProjectError, S
 from .networks import (AllToAll, Exp2Synapse, ExpSynapse, Explicit, FixedInDegree, FixedProbability, Network,
                        PoissonSource, Population, Projection, SpikeTrainSource)
 from .recording import Probe, Result
-from .simulation import Simulation, simulate
+from .simulation import ChunkReport, RunCancelled, Simulation, simulate
 from .spikes import spike_times_from_trace
 from .stimuli import IClamp, NoisyClamp, PulseTrain, VClamp, Waveform
 

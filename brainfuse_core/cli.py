@@ -1,5 +1,6 @@
 """The ``brainfuse`` command line.
 
+``brainfuse serve [PROJECT]`` starts the workbench (a web app on localhost);
 ``brainfuse run PROJECT`` simulates a project file and writes traces, spikes, a summary and a
 plot; ``brainfuse validate`` runs the validation cases against the reference simulators.
 Problems with the user's input print one line ``error: ...`` and exit with status 2; a
@@ -37,6 +38,15 @@ def _parser():
     parser = argparse.ArgumentParser(prog="brainfuse", description="Differentiable biophysical neuron simulation.")
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
+    serve = verbs.add_parser("serve", help="start the workbench in the browser",
+                             description="Start the BrainFuse workbench, a web app served on this machine.")
+    serve.add_argument("project", type=Path, nargs="?", help="a project file to open (default: the squid-axon example)")
+    serve.add_argument("--port", type=_port, default=5006, help="TCP port (default 5006)")
+    serve.add_argument("--address", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1, this machine only; 0.0.0.0 exposes it to the network)")
+    serve.add_argument("--show", action="store_true", help="open a browser tab")
+    serve.set_defaults(handler=_serve)
+
     run = verbs.add_parser("run", help="simulate a project file", description="Simulate a project file and save the results.")
     run.add_argument("project", type=Path, help="a project file (.json)")
     run.add_argument("--out", type=Path, help="output directory (default: out/<project name>)")
@@ -58,6 +68,30 @@ def _positive_ms(text):
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of ms, got {text}")
     return value
+
+
+def _port(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"a port is 1..65535, got {value}")
+    return value
+
+
+def _serve(args):
+    if args.project is not None:
+        load_project(args.project)  # a broken file is reported here, before any server starts
+    try:
+        from app.server import serve
+    except ModuleNotFoundError as err:
+        return _error(f"the workbench needs the {err.name!r} package; install BrainFuse with its dependencies "
+                      f"(bash .ci/setup.sh, or pip install -e .)")
+    print(f"BrainFuse workbench: http://{'localhost' if args.address == '127.0.0.1' else args.address}:{args.port}/ "
+          f"(Ctrl+C stops it)", flush=True)
+    serve(args.project, port=args.port, address=args.address, show=args.show)
+    return 0
 
 
 def _run(args):

@@ -297,6 +297,7 @@ class Simulation:
 
     def _forward(self, keys, values, n_steps, chunk, progress, boundaries=None):
         """Run every chunk; returns (final state + concatenated records, per-chunk record sizes)."""
+        monitor = getattr(self, "_monitor", None)
         dims = self._record_dims()
         records, sizes = [[] for _ in dims], []
         self._event_parts = {name: [] for name in self._blocks}
@@ -324,16 +325,28 @@ class Simulation:
                 self._check_finite(dict(zip(keys, values)), start, stop)
                 if bar is not None:
                     bar.update(stop - start)
+                if monitor is not None:
+                    self._report(monitor, start, stop, n_steps, chunk_records)
         finally:
             if bar is not None:
                 bar.close()
         return tuple(values) + tuple(torch.cat(parts, dim) for parts, dim in zip(records, dims)), sizes
 
-    def run(self, duration, progress=False):
-        """Simulate ``duration`` ms and return a Result."""
+    def run(self, duration, progress=False, monitor=None, chunk_steps=None):
+        """Simulate ``duration`` ms and return a Result.
+
+        ``monitor``, if given, is called after every chunk of ``chunk_steps`` steps with a
+        ``ChunkReport`` (what the chunk recorded, its spikes, how far the run is); it may block
+        (to pause) or raise ``RunCancelled`` (to stop). Live views use it; gradients are unaffected.
+        """
         # Each run works on its own copy of the set-up, so a graph from an earlier run that is
         # backpropagated later still recomputes with the set-up it was run with.
         run = copy.copy(self)
+        run._monitor = monitor
+        if chunk_steps is not None:
+            if int(chunk_steps) != chunk_steps or chunk_steps < 1:
+                raise ModelError(f"chunk_steps must be a positive integer number of steps, got {chunk_steps!r}")
+            run.checkpoint_every = int(chunk_steps)
         result = run._run(duration, progress)
         self.final_state = run.final_state
         return result
@@ -386,6 +399,12 @@ class Simulation:
         return Result(self.dt, n_steps * self.dt, self.batch, times, traces, variables, spikes, trains, clamps,
                       time.perf_counter() - started)
 
+    def _report(self, monitor, start, stop, n_steps, chunk_records):
+        traces = {probe.name: records.detach() for (probe, _, _, _), records in zip(self._probe_sites, chunk_records)}
+        spikes = {name: self._event_parts[name][-1] for name in self._blocks}
+        every = {probe.name: probe.every for probe in self.probes}
+        monitor(ChunkReport(start, stop, n_steps, self.dt, traces, every, spikes))
+
     def _events(self, train, fraction, start):
         """Spike times (ms), cells and batch indices of a chunk's (steps, B, cells) spike train."""
         step, batch, cell = torch.nonzero(train, as_tuple=True)
@@ -423,6 +442,32 @@ class Simulation:
                     f"between t = {start * self.dt:g} and {stop * self.dt:g} ms (dt = {self.dt} ms). "
                     f"Fix: use a smaller dt (e.g. {self.dt / 4:g} ms) or check conductances, weights and stimulus amplitudes."
                 )
+
+
+class RunCancelled(Exception):
+    """Raised by a monitor to end a run early; ``Simulation.run`` lets it propagate to the caller."""
+
+
+class ChunkReport:
+    """What one chunk of a monitored run produced.
+
+    Steps ``start``..``stop``-1 of ``n_steps`` at ``dt`` ms are done. ``traces[probe]``: the
+    chunk's samples (B, cells, samples) of each probe, taken every ``every[probe]`` steps;
+    ``spikes[population]``: (times ms, cells, batch indices) as NumPy arrays.
+    """
+
+    def __init__(self, start, stop, n_steps, dt, traces, every, spikes):
+        self.start, self.stop, self.n_steps, self.dt = start, stop, n_steps, dt
+        self.traces, self.every, self.spikes = traces, every, spikes
+
+    @property
+    def time(self):
+        """Simulated time reached (ms)."""
+        return self.stop * self.dt
+
+    @property
+    def fraction_done(self):
+        return self.stop / self.n_steps
 
 
 def _threads_for(state):

@@ -56,9 +56,11 @@ class Project:
         return Simulation(parts.network, parts.stimuli, parts.probes, dt=run.dt, celsius=run.celsius, method=run.method,
                           dtype=run.dtype, batch=run.batch)
 
-    def run(self, duration=None, progress=False):
-        """Simulate for ``duration`` ms (the project's own by default) and return the Result."""
-        return self.simulation().run(self.duration if duration is None else duration, progress=progress)
+    def run(self, duration=None, progress=False, monitor=None, chunk_steps=None):
+        """Simulate for ``duration`` ms (the project's own by default) and return the Result;
+        ``monitor`` and ``chunk_steps`` as in ``Simulation.run``."""
+        return self.simulation().run(self.duration if duration is None else duration, progress=progress, monitor=monitor,
+                                     chunk_steps=chunk_steps)
 
     def __repr__(self):
         circuit = self._data["circuit"]

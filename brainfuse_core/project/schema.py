@@ -222,6 +222,11 @@ RUN = obj(
     ["duration", "dt"],
 )
 
+# Where the workbench draws each population in the circuit editor ([x, y], arbitrary canvas units).
+# Simulation ignores it; it lives in the file so that a reopened project looks as it was left.
+LAYOUT = obj({"populations": named({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2,
+                                    "message": "a position is [x, y]"})})
+
 PROJECT = obj(
     {
         "format": {"const": FORMAT},
@@ -234,6 +239,7 @@ PROJECT = obj(
         "stimuli": listing(STIMULUS),
         "recordings": listing(RECORDING),
         "run": RUN,
+        "layout": LAYOUT,
     },
     ["format", "version", "cells", "circuit", "run"],
 )
