@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Idempotent set-up of the project's virtual environment (.venv) on a fresh machine.
+# Idempotent set-up on a fresh machine: Debian's Chromium (for the browser tests of the workbench)
+# and the project's virtual environment (.venv).
 # The CPU build of torch is pinned first so that no multi-GB CUDA build is pulled;
 # the package itself accepts any torch >= 2.4 so users keep their own CUDA torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# Playwright drives Debian's Chromium; Playwright's own browser download does not work offline.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: /usr/bin/chromium is missing; the browser tests need it (sudo apt-get install chromium)" >&2
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi

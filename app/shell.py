@@ -84,9 +84,9 @@ class ProjectSidebar(param.Parameterized):
         return pn.Column(
             self.title, self.status,
             pn.Row(self.undo_button, self.redo_button),
-            self.save_button, pn.Row(self.save_path, self.save_as_button, align="end"),
+            self.save_button, self.save_path, self.save_as_button,
             pn.layout.Divider(),
-            self.example, pn.Row(self.open_path, self.open_button, align="end"),
+            self.example, self.open_path, self.open_button,
             pn.pane.Markdown("or upload a project file:", margin=(0, 10)), self.upload,
             self.open_problems, self.rejected,
             sizing_mode="stretch_width",
