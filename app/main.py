@@ -2,9 +2,8 @@
 
 import sys
 
-import panel as pn
-
+from app.server import load_extensions
 from app.shell import create_app
 
-pn.extension("codeeditor", notifications=True)
+load_extensions()
 create_app(sys.argv[1] if len(sys.argv) > 1 else None).servable()
