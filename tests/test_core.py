@@ -264,6 +264,28 @@ def test_generated_cpu_kernel_equals_the_tensor_path(method):
         assert len(runs[0].spikes["cell"]) >= 3
 
 
+def test_tabulated_curves_compile_and_new_values_reuse_the_kernel():
+    from brainfuse_core.channels.curves import Tabulated
+    from brainfuse_core.solvers import compiled
+
+    def tabulated_cell(shift):
+        na = bf.channel("hh_na")
+        v = torch.linspace(-100.0, 50.0, 16, dtype=torch.float64)
+        curves = na.curves(v)["m"]
+        points = v.tolist()
+        na.gates[0] = bf.Gate("m", 3, inf=Tabulated(points=points, values=curves["inf"].tolist()),
+                              tau=Tabulated(points=[p + shift for p in points], values=(curves["tau"] * 3.0).tolist()))
+        return bf.Cell.point(area=31416.0, channels=[na, bf.channel("hh_k"), bf.channel("leak")])
+
+    before = len(compiled._KERNELS)
+    for shift in (0.0, 2.0):
+        runs = [bf.Simulation(tabulated_cell(shift), stimuli=[bf.IClamp(10.0, density=True)], compiled=compiled_path).run(40.0)
+                for compiled_path in (True, False)]
+        assert torch.allclose(runs[0].traces["cell.v"], runs[1].traces["cell.v"], rtol=1e-9, atol=1e-9)
+        assert len(runs[0].spikes["cell"]) >= 1
+    assert len(compiled._KERNELS) == before + 1  # compiled once; other values, same structure, reuse it
+
+
 def _two_cell_net(weight, delay, synapse=None):
     net = bf.Network([bf.Population("a", hh_cell(), 2), bf.Population("b", hh_cell(), 2)])
     net.connect(bf.Projection("a", "b", synapse or bf.ExpSynapse(2.0, 0.0), weight, rule=bf.Explicit([(0, 1), (1, 0)]), delay=delay))

@@ -61,11 +61,13 @@ class Curve:
         value = self._parsed().evaluate({"x": x, **self.parameters()})
         return value if torch.is_tensor(value) else as_tensor(value, x).expand_as(x)
 
-    def source(self, variables, functions):
+    def source(self, variables, functions, constant=None):
         """Source text of this curve for a code generator: ``variables`` maps state names ("v", "cai")
-        to their text; parameter values are written in as literals."""
+        to their text; ``constant(value)`` gives the text that stands for a parameter value (by default
+        the value written in as a literal; a generator may instead pass values in at run time)."""
+        constant = constant or literal
         names = {"x": variables[self.variable]}
-        names.update({name: literal(value) for name, value in self.parameters().items()})
+        names.update({name: constant(value) for name, value in self.parameters().items()})
         return self._parsed().source(names, functions)
 
     def parameters(self):
@@ -91,11 +93,18 @@ def _template(cls):
 
 def literal(value):
     """A parameter as source text; only plain numbers (or one-element tensors) can be compiled in."""
+    return repr(scalar(value))
+
+
+def scalar(value):
+    """A parameter as a float for generated code; batched tensors and tables cannot be."""
+    if isinstance(value, (list, tuple)):
+        raise NotCompilable("a table of values (the generator must pass tables in)")
     if torch.is_tensor(value):
         if value.numel() != 1:
             raise NotCompilable("a batched (multi-element) parameter")
         value = float(value.detach())
-    return repr(float(value))
+    return float(value)
 
 
 class NotCompilable(Exception):
@@ -181,8 +190,18 @@ class Tabulated(Curve):
             raise ModelError(f"tabulated curve: {len(points)} points but {n_values} values")
         self.points = points
 
-    def source(self, variables, functions):
-        raise NotCompilable("a tabulated curve")
+    def source(self, variables, functions, constant=None):
+        """``functions["pchip"](x, points, values, slopes)`` with the three tables passed through
+        ``constant`` as lists (which the default, literals, refuses: tables are run-time data)."""
+        if "pchip" not in functions:
+            raise NotCompilable("a tabulated curve (this generator has no PCHIP function)")
+        constant = constant or literal
+        values = self.values.detach().double() if torch.is_tensor(self.values) else torch.tensor(self.values, dtype=torch.float64)
+        if values.dim() != 1:
+            raise NotCompilable("a batched tabulated curve")
+        slopes = pchip_slopes(torch.tensor(self.points, dtype=torch.float64), values)
+        tables = [constant(list(map(float, table))) for table in (self.points, values.tolist(), slopes.tolist())]
+        return f"{functions['pchip']}({variables[self.variable]}, {', '.join(tables)})"
 
     def __call__(self, state):
         x = state[self.variable]
@@ -249,9 +268,10 @@ class ExpressionCurve(Curve):
     def _parsed(self):
         return self.expression
 
-    def source(self, variables, functions):
+    def source(self, variables, functions, constant=None):
+        constant = constant or literal
         names = {name: variables[name] for name in ("v", "cai") if name in self.expression.names}
-        names.update({name: literal(value) for name, value in self.expression_parameters.items()})
+        names.update({name: constant(value) for name, value in self.expression_parameters.items()})
         return self.expression.source(names, functions)
 
     def parameters(self):

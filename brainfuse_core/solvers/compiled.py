@@ -4,9 +4,11 @@ definitions and compiled with numba.
 Without gradients the tensor path spends most of its time dispatching ~100 small operations
 per step; here the whole step (currents, implicit voltage update, calcium pools, gates) is one
 loop over the cells, written out from the same curve templates and expressions that the tensor
-path evaluates, with the same formulas in the same order. Conductance densities and reversal
-potentials are arguments, so editing them reuses the compiled kernel; kinetics are written in
-as literals, so editing a curve compiles a new one (cached by its source text).
+path evaluates, with the same formulas in the same order. Every number of the model (densities,
+reversal potentials, curve parameters, tabulated curves, Q10 factors, pool constants) is passed
+in at run time, so the compiled code depends only on the model's structure: an editor dragging
+a curve reuses the kernel, and only a new form, gate or channel compiles a new one (cached by
+its source text).
 """
 
 import math
@@ -15,7 +17,7 @@ import numba
 import numpy as np
 import torch
 
-from ..channels.curves import NotCompilable, literal
+from ..channels.curves import NotCompilable, scalar
 from ..units import DENSITY_TO_ABSOLUTE, FARADAY
 
 
@@ -31,8 +33,47 @@ def _explinear(x):
     return x / -math.expm1(-x)
 
 
+@numba.njit(inline="always")
+def _pchip(x, points, values, slopes):
+    """The tabulated curve's monotone cubic at x, flat outside the points (as ``Tabulated.__call__``)."""
+    last = points.shape[0] - 1
+    if x <= points[0]:
+        return values[0]
+    if x >= points[last]:
+        return values[last]
+    lo, hi = 0, last
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if points[mid] <= x:
+            lo = mid
+        else:
+            hi = mid
+    h = points[lo + 1] - points[lo]
+    t = (x - points[lo]) / h
+    t2 = t * t
+    t3 = t2 * t
+    return ((2 * t3 - 3 * t2 + 1) * values[lo] + (t3 - 2 * t2 + t) * h * slopes[lo]
+            + (-2 * t3 + 3 * t2) * values[lo + 1] + (t3 - t2) * h * slopes[lo + 1])
+
+
 FUNCTIONS = {"exp": "math.exp", "log": "math.log", "sqrt": "math.sqrt", "tanh": "math.tanh", "abs": "abs",
-             "cosh": "math.cosh", "sigmoid": "_sigmoid", "explinear": "_explinear"}
+             "cosh": "math.cosh", "sigmoid": "_sigmoid", "explinear": "_explinear", "pchip": "_pchip"}
+
+
+class _Parameters:
+    """Collects the model's numbers while the body is written; each becomes ``params[k]`` (a table,
+    ``params[a:b]``) in the source, so the source is the same whatever the values."""
+
+    def __init__(self):
+        self.values = []
+
+    def __call__(self, value):
+        if isinstance(value, (list, tuple)):
+            start = len(self.values)
+            self.values.extend(float(v) for v in value)
+            return f"params[{start}:{len(self.values)}]"
+        self.values.append(scalar(value))
+        return f"params[{len(self.values) - 1}]"
 _KERNELS = {}
 
 
@@ -41,30 +82,33 @@ def point_kernel(block, celsius, method):
     cannot be compiled (tabulated curves, batched parameters)."""
     if block.size != 1:
         return None
+    parameters = _Parameters()
     try:
-        body = _body(block, celsius, method)
+        body = _body(block, celsius, method, parameters)
     except NotCompilable:
         return None
     names = block.state_names()
     if body not in _KERNELS:
-        namespace = {"math": math, "numba": numba, "_sigmoid": _sigmoid, "_explinear": _explinear}
+        namespace = {"math": math, "numba": numba, "_sigmoid": _sigmoid, "_explinear": _explinear, "_pchip": _pchip}
         source = _one_step(names, body) + _many_steps(names, body)
         exec(compile(source, "<brainfuse generated step>", "exec"), namespace)  # our generated code, never user text
         _KERNELS[body] = namespace["step"], namespace["steps"]
-    return PointKernel(*_KERNELS[body], block)
+    return PointKernel(*_KERNELS[body], block, parameters.values)
 
 
 class PointKernel:
-    def __init__(self, one_step, many_steps, block):
+    def __init__(self, one_step, many_steps, block, parameters):
         self.one_step, self.many_steps = one_step, many_steps
         self.state_names = block.state_names()
         self.densities = np.array([float(d.detach()[0]) for _, d, _ in block.channels])
         self.reversals = np.array([float(e) for _, _, e in block.channels])
         self.area = float(block.area[0])
         self.capacitance = float(block.capacitance[0])
+        # float64 whatever the state's dtype: the literals they replace were double constants too.
+        self.parameters = np.array(parameters, dtype=np.float64)
 
     def _constants(self, dtype):
-        return self.densities.astype(dtype), self.reversals.astype(dtype), self.area, self.capacitance
+        return self.densities.astype(dtype), self.reversals.astype(dtype), self.area, self.capacitance, self.parameters
 
     def __call__(self, state, dt, injected, linear_g, linear_ge):
         """One step of every cell; same contract as CompiledCell.step."""
@@ -102,7 +146,7 @@ def _one_step(names, body):
     outs = ", ".join(f"out_s{k}" for k in range(len(names)))
     lines = [
         "@numba.njit(nogil=True)",
-        f"def step({args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, dt, {outs}):",
+        f"def step({args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, params, dt, {outs}):",
         "    for i in range(s0.shape[0]):",
         *[f"        s{k}_i = s{k}[i]" for k in range(len(names))],
         "        inj, lin_g, lin_ge = injected[i], linear_g[i], linear_ge[i]",
@@ -116,7 +160,7 @@ def _many_steps(names, body):
     args = ", ".join(f"s{k}" for k in range(len(names)))
     lines = [
         "@numba.njit(nogil=True)",
-        f"def steps({args}, injected, densities, reversals, area, capacitance, dt, threshold, spikes, fraction, trace):",
+        f"def steps({args}, injected, densities, reversals, area, capacitance, params, dt, threshold, spikes, fraction, trace):",
         "    lin_g = 0.0",
         "    lin_ge = 0.0",
         "    for step in range(injected.shape[0]):",
@@ -134,9 +178,10 @@ def _many_steps(names, body):
     return "\n".join(lines) + "\n"
 
 
-def _body(block, celsius, method):
+def _body(block, celsius, method, constant):
     """Statements advancing one cell by one step: reads x = s0_i (v) and s1_i, ... (gates, calcium),
-    inj, lin_g, lin_ge; assigns new_s0, new_s1, ... The formulas are those of CompiledCell.step."""
+    inj, lin_g, lin_ge and ``params`` (each number goes through ``constant``); assigns new_s0,
+    new_s1, ... The formulas are those of CompiledCell.step."""
     names = block.state_names()
     local = {name: f"s{k}" for k, name in enumerate(names)}
     lines = ["x = s0_i"]
@@ -162,23 +207,24 @@ def _body(block, celsius, method):
         lines.append(f"ca = {ca}_i")
         for pool, mask in block.pools:
             if bool(mask[0]):
-                influx = f"(-{literal(pool.gamma)} * 1e4 * ({' + '.join(calcium_terms) or '0.0'}) / (2 * {FARADAY!r} * {literal(pool.depth)}))"
-                lines.append(f"target = {literal(pool.rest)} + {influx} * {literal(pool.decay)}")
-                lines.append(f"ca = target + (ca - target) * math.exp(-dt / {literal(pool.decay)})")
+                decay = constant(pool.decay)
+                influx = f"(-{constant(pool.gamma)} * 1e4 * ({' + '.join(calcium_terms) or '0.0'}) / (2 * {FARADAY!r} * {constant(pool.depth)}))"
+                lines.append(f"target = {constant(pool.rest)} + {influx} * {decay}")
+                lines.append(f"ca = target + (ca - target) * math.exp(-dt / {decay})")
         lines.append(f"new_{ca} = ca")
         variables["cai"] = "ca"
     for channel, _, _ in block.channels:
-        factor = literal(channel.rate_factor(celsius))
+        factor = constant(channel.rate_factor(celsius))
         for gate in channel.gates:
             s = local[f"{channel.name}.{gate.name}"]
             if gate.alpha is not None:
-                lines.append(f"a = {gate.alpha.source(variables, FUNCTIONS)}")
-                lines.append(f"b = {gate.beta.source(variables, FUNCTIONS)}")
+                lines.append(f"a = {gate.alpha.source(variables, FUNCTIONS, constant)}")
+                lines.append(f"b = {gate.beta.source(variables, FUNCTIONS, constant)}")
                 lines.append("total = a + b")
                 lines.append(f"new_{s} = {s}_i + ({s}_i - a / total) * math.expm1(-dt * {factor} * total)")
             else:
-                lines.append(f"inf = {gate.inf.source(variables, FUNCTIONS)}")
-                lines.append(f"tau = {gate.tau.source(variables, FUNCTIONS)}")
+                lines.append(f"inf = {gate.inf.source(variables, FUNCTIONS, constant)}")
+                lines.append(f"tau = {gate.tau.source(variables, FUNCTIONS, constant)}")
                 lines.append(f"new_{s} = {s}_i + ({s}_i - inf) * math.expm1(-dt * {factor} / tau)")
     return "\n".join(lines) + "\n"
 
