@@ -182,8 +182,9 @@ class Workbench(param.Parameterized):
     def _replace(self, document, path):
         self._saved = copy.deepcopy(document)
         self.open_errors, self.rejected_text, self.error = [], "", ""
-        self.path = None if path is None else str(path)
+        # The document first: whoever sees the new path must already find the new document.
         self._set(document)
+        self.path = None if path is None else str(path)
 
     def _set(self, document):
         self.document = document

@@ -12,6 +12,7 @@ import math
 import re
 
 import networkx as nx
+import numpy as np
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EXCITATORY_E_REV = -20.0  # mV: at or above this reversal a synapse depolarises from rest
@@ -251,8 +252,11 @@ def set_rule(doc, index, rule):
     if rule == "fixed_probability":
         changed["p"] = DEFAULT_PROJECTION["connect"]["p"]
     if rule == "fixed_indegree":
-        pre = doc["circuit"]["populations"][doc["circuit"]["projections"][index]["pre"]]
-        changed["k"] = min(DEFAULT_COUNT, size_of(pre))
+        projection = doc["circuit"]["projections"][index]
+        available = size_of(doc["circuit"]["populations"][projection["pre"]])
+        if projection["pre"] == projection["post"] and not changed["allow_self"]:
+            available -= 1
+        changed["k"] = max(0, min(DEFAULT_COUNT, available))
     doc["circuit"]["projections"][index]["connect"] = changed
 
 
@@ -284,6 +288,87 @@ def merge_definitions(doc, channels, cells):
             insert["channel"] = channel_names.get(insert["channel"], insert["channel"])
         cell_names[name] = _merge(doc["cells"], name, entry)
     return cell_names
+
+
+# ---------------------------------------------------------------------- drawing (canvas units)
+def node_radius(size):
+    """Circles grow with the log of the population size, so 10 and 4000 cells both stay readable."""
+    return 0.35 + 0.12 * math.log10(max(size, 1))
+
+
+def edge_paths(graph, samples=40):
+    """{projection index: (xs, ys)}: a curve from the pre circle's rim to just short of the post circle's rim.
+    Edges bend to their left, so A → B and B → A do not overlap; parallel edges bend further; a
+    self-projection is a loop above its node."""
+    paths = {}
+    for pre, post, index in graph.edges(keys=True):
+        rank = sorted(graph[pre][post]).index(index)
+        p0, r0 = np.array(graph.nodes[pre]["pos"], float), node_radius(graph.nodes[pre]["size"])
+        p1, r1 = np.array(graph.nodes[post]["pos"], float), node_radius(graph.nodes[post]["size"])
+        t = np.linspace(0.0, 1.0, samples)[:, None]
+        if pre == post:
+            loop = 0.3 + 0.15 * rank
+            centre = p0 + [0.0, r0 + 0.6 * loop]
+            angle = -np.pi / 2 + 2 * np.pi * t
+            curve = centre + loop * np.hstack([np.cos(angle), np.sin(angle)])
+        else:
+            along = p1 - p0
+            length = max(np.hypot(*along), 1e-9)
+            control = (p0 + p1) / 2 + np.array([-along[1], along[0]]) / length * (0.3 + 0.35 * rank)
+            curve = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * control + t ** 2 * p1
+        outside = (np.hypot(*(curve - p0).T) > r0) & (np.hypot(*(curve - p1).T) > r1 + 0.1)
+        if outside.sum() >= 2:
+            first, last = np.flatnonzero(outside)[[0, -1]]
+            kept = curve[first:last + 1]
+        else:
+            # Overlapping circles leave nothing outside; a straight stub still shows the projection.
+            kept = np.vstack([p0, p1 + [1e-6, 0.0]])
+        paths[index] = (kept[:, 0].tolist(), kept[:, 1].tolist())
+    return paths
+
+
+def arrow_head(xs, ys):
+    """(x, y, angle) of an arrowhead at the end of a path; angle in radians for a marker that points up."""
+    angle = math.atan2(ys[-1] - ys[-2], xs[-1] - xs[-2])
+    return xs[-1], ys[-1], angle - math.pi / 2
+
+
+def node_at(graph, x, y, slack=0.05):
+    """The population whose circle contains (x, y), the nearest if several; None if none."""
+    best, best_distance = None, math.inf
+    for name, data in graph.nodes(data=True):
+        distance = math.dist((x, y), data["pos"])
+        if distance <= node_radius(data["size"]) + slack and distance < best_distance:
+            best, best_distance = name, distance
+    return best
+
+
+def edge_at(paths, x, y, tolerance=0.15):
+    """The projection whose drawn path passes within ``tolerance`` of (x, y), the nearest if several; None if none."""
+    best, best_distance = None, tolerance
+    point = np.array([x, y])
+    for index, (xs, ys) in paths.items():
+        starts = np.column_stack([xs[:-1], ys[:-1]])
+        steps = np.column_stack([xs[1:], ys[1:]]) - starts
+        lengths = np.maximum((steps ** 2).sum(axis=1), 1e-12)
+        along = np.clip(((point - starts) * steps).sum(axis=1) / lengths, 0.0, 1.0)
+        distance = np.hypot(*(starts + along[:, None] * steps - point).T).min()
+        if distance <= best_distance:
+            best, best_distance = index, distance
+    return best
+
+
+def view_ranges(graph, default=(0.0, 12.0, 0.0, 8.0), margin=0.8):
+    """(x0, x1, y0, y1) of the canvas: the default area, grown (keeping its aspect) to show every node."""
+    x0, x1, y0, y1 = default
+    for data in graph.nodes.values():
+        reach = node_radius(data["size"]) + margin
+        (x, y) = data["pos"]
+        x0, x1, y0, y1 = min(x0, x - reach), max(x1, x + reach), min(y0, y - reach), max(y1, y + reach)
+    aspect = (default[1] - default[0]) / (default[3] - default[2])
+    width, height = max(x1 - x0, (y1 - y0) * aspect), max(y1 - y0, (x1 - x0) / aspect)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return cx - width / 2, cx + width / 2, cy - height / 2, cy + height / 2
 
 
 # ---------------------------------------------------------------------- internals

@@ -12,6 +12,8 @@ from brainfuse_core.project.files import read_json
 from ..state import PROJECTS_DIR
 from .circuit_graph import merge_definitions
 
+COBAHH = "COBAHH E/I network"
+COLUMN = "Small layered column"
 COBAHH_FILE = PROJECTS_DIR / "cobahh.json"
 COBAHH_SCALES = {"100 % (4000 cells)": 1.0, "25 % (1000 cells)": 0.25, "10 % (400 cells)": 0.1}
 
@@ -87,7 +89,7 @@ def _projection(pre, post, p, excitatory, index):
             "weight": EXCITATORY_WEIGHT if excitatory else INHIBITORY_WEIGHT, "delay": 1.0, "seed": 201 + index}
 
 
-PRESETS = {"COBAHH E/I network": cobahh, "Small layered column": layered_column}
+PRESETS = {COBAHH: cobahh, COLUMN: layered_column}
 
 
 def apply_preset(doc, preset):
