@@ -2,6 +2,7 @@
 
     .venv/bin/python -m benchmarks.run            # full sizes (about 10 minutes on 2 cores)
     .venv/bin/python -m benchmarks.run --quick    # small sizes, a smoke run
+    .venv/bin/python -m benchmarks.run --only workbench   # the workbench's responsiveness
 
 Every measurement runs in a fresh process (``benchmarks.peers.isolate``), so no simulator
 profits from another's caches. Tables report throughput and the split between build/compile
@@ -9,6 +10,8 @@ profits from another's caches. Tables report throughput and the split between bu
 """
 
 import argparse
+import subprocess
+import sys
 
 from .memory_backward import run_isolated as run_memory
 from .peers import hh_independent as peer_hh
@@ -51,7 +54,7 @@ def cobahh(duration_ms):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="BrainFuse benchmarks against NEURON and Brian2")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    parser.add_argument("--only", choices=("independent", "cobahh", "memory"), help="run one table")
+    parser.add_argument("--only", choices=("independent", "cobahh", "memory", "workbench"), help="run one table")
     args = parser.parse_args(argv)
     wanted = lambda name: args.only in (None, name)
     if wanted("independent"):
@@ -60,6 +63,17 @@ def main(argv=None):
         cobahh(50.0 if args.quick else 1000.0)
     if wanted("memory"):
         memory(*((100, 1000) if args.quick else (1000, 10_000)))
+    if wanted("workbench"):
+        workbench(args.quick)
+
+
+def workbench(quick):
+    """Curve drag → redrawn curves, and live-view update rate, each in a fresh process with its own server."""
+    print("\nWorkbench: curve drag → updated curves (bar: median < 150 ms)", flush=True)
+    subprocess.run([sys.executable, "-m", "benchmarks.workbench_drag", "--drags", "30"] + (["--no-browser"] if quick else []),
+                   check=True)
+    print("\nWorkbench: live view updates per second (bar: ≥ 10/s with 100 traces and a 10⁴-neuron raster)", flush=True)
+    subprocess.run([sys.executable, "-m", "benchmarks.workbench_live"] + (["--window", "4"] if quick else []), check=True)
 
 
 def memory(cells, steps):

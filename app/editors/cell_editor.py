@@ -16,6 +16,7 @@ from bokeh.plotting import figure
 
 from brainfuse_core.channels import CHANNELS
 
+from ..bokeh_updates import when_safe
 from .fields import BoundField, parse_number
 
 SECTION_COLUMNS = {"length": "length (µm)", "diameter": "diameter (µm)", "nseg": "nseg", "parent": "parent",
@@ -143,6 +144,9 @@ class CellEditor:
                                             "gbar": item.get("gbar")} for item in cell.get("insert", [])],
                                           columns=["channel", "where", "gbar"]).rename(columns=INSERT_COLUMNS)
         self.channel_choice.options = sorted(set(doc.get("channels", {})) | set(CHANNELS))
+        when_safe(self.shape, lambda: self._draw_shape(cell))
+
+    def _draw_shape(self, cell):
         placed = section_layout(cell["morphology"])
         names = list(placed)
         self.shape_source.data = dict(

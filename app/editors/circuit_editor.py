@@ -14,6 +14,7 @@ from bokeh.events import Tap
 from bokeh.models import ColumnDataSource, PointDrawTool, Range1d
 from bokeh.plotting import figure
 
+from ..bokeh_updates import when_safe
 from . import circuit_graph as graph_model
 from .circuit_presets import COBAHH, COBAHH_SCALES, PRESETS, apply_preset, cobahh
 from .fields import BoundField, parse_number
@@ -90,16 +91,7 @@ class CircuitCanvas:
         """Show ``graph`` with ``selection`` (("population", name), ("projection", index) or None) highlighted."""
         self.graph, self.paths, self.selection = graph, graph_model.edge_paths(graph), selection
         self.ranges = graph_model.view_ranges(graph)
-        self._when_safe(self._push)
-
-    def _when_safe(self, update):
-        """Run ``update`` of the Bokeh models now, or, in a served session, on the document's next tick: only
-        there is its lock held, which changes made from Panel's widget callbacks cannot count on."""
-        document = self.figure.document
-        if document is None or document.session_context is None:
-            update()
-        else:
-            document.add_next_tick_callback(update)
+        when_safe(self.figure, self._push)
 
     def _push(self):
         """Send what ``draw`` last asked for (so updates queued in a burst end with the latest)."""

@@ -1,0 +1,12 @@
+"""Changing Bokeh models (plot data) safely from any callback of a served session."""
+
+
+def when_safe(model, update):
+    """Run ``update`` (which changes Bokeh models) now when ``model`` is not in a served document (tests,
+    benchmarks), else on its document's next tick: only there is the document lock held, which the
+    watchers of another pane's widget callback cannot count on."""
+    document = model.document
+    if document is None or document.session_context is None:
+        update()
+    else:
+        document.add_next_tick_callback(update)
