@@ -142,20 +142,24 @@ def test_chunks_are_sized_to_the_model():
     assert chunk_steps_for(big, 3) >= 1
 
 
-def test_live_plots_stream_only_new_points_and_pick_the_raster_backend():
-    from app.views.live_plots import LivePlots
+def test_live_plots_stream_new_points_and_count_spikes_into_raster_images():
+    from app.views.live_plots import MAX_RASTER_ROWS, RASTER_TIME_BINS, LivePlots
     from app.views.runner import Update
 
-    plots = LivePlots(100, ["E[0]", "E[5]"], [("E", 10), ("I", 5)], raster_backend="canvas")
-    assert plots.raster.output_backend == "canvas" and LivePlots(100, [], [("E", 1)]).raster.output_backend == "webgl"
+    plots = LivePlots(100, ["E[0]", "E[5]"], [("E", 10), ("I", 5)])
     assert plots.raster.yaxis.major_label_overrides == {4.5: "E", 12.0: "I"}
     update = Update(np.array([0.1, 0.2]), np.zeros((2, 2)), {"E": (np.array([1.0]), np.array([3])),
                                                              "I": (np.array([2.0, 3.0]), np.array([10, 11]))},
                     np.array([2.5]), np.array([[1.0], [2.0]]))
     assert plots.push(update) and plots.push(update)
-    assert len(plots.trace_source.data["t"]) == 4 and list(plots.raster_source.data["p"]) == [0, 1, 1] * 2
-    assert plots.streamed_spikes == 6 and len(plots.rate_source.data["r1"]) == 2
+    e, i = plots.raster_source.data["img0"][0], plots.raster_source.data["img1"][0]
+    assert e.shape == (10, RASTER_TIME_BINS) and i.shape == (5, RASTER_TIME_BINS)
+    assert e[3, 10] == 2 and i[0, 20] == 2 and i[1, 30] == 2 and e.sum() + i.sum() == 6
+    assert len(plots.trace_source.data["t"]) == 4
+    assert plots.drawn_spikes == 6 and len(plots.rate_source.data["r1"]) == 2
     assert not plots.push(Update(np.empty(0), np.empty((2, 0)), {}, np.empty(0), np.empty((2, 0))))
+    big = LivePlots(100, [], [("E", 8000), ("I", 2000)])
+    assert sum(len(image[0]) for image in big.raster_source.data.values()) <= MAX_RASTER_ROWS
 
 
 def test_the_pane_runs_and_refuses_bad_fields_without_changing_anything():
@@ -178,7 +182,7 @@ def test_the_pane_runs_and_refuses_bad_fields_without_changing_anything():
     run = pane.runner.run
     assert run.join(60) and pane.runner.state == "finished"
     pane._refresh()
-    assert pane.raster_spike_count() == pane.plots.streamed_spikes > 0
+    assert pane.raster_spike_count() == pane.plots.drawn_spikes > 0
     assert pane.progress.value == 100 and pane.status.object.startswith("finished: sim t = 50.0 ms / 50 ms")
     assert not pane.error.visible
 

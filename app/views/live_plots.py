@@ -1,17 +1,16 @@
 """The streaming figures of one run (membrane voltage traces, spike raster, population rates), and
-the page-side helper that confirms updates and tells whether the browser's WebGL is hardware.
+the page-side helper that confirms updates.
 
-Each figure is fed by ``ColumnDataSource.stream``, so a refresh sends only the new points to the
-browser; rollover bounds what a long run keeps. A new run gets new figures (the number of traces
-and populations may differ), which also clears the old run.
-
-Backends: BokehJS draws every WebGL glyph into its own layer and copies that layer onto the
-figure's canvas on every frame. The raster is one WebGL scatter (tens of thousands of points; one
-glyph for all populations keeps it to one copy per frame). Traces (one line each) and rates draw
-on the plain canvas, where many lines cost less than one layer copy per line. Where the browser's
-WebGL is emulated in software (headless or GPU-less machines), that copy stalls the page for
-hundreds of ms, so there the raster draws on the canvas too.
+Traces and rates are fed by ``ColumnDataSource.stream``, so a refresh sends only the new points to
+the browser; rollover bounds what a long run keeps. The raster is an image of spike counts per
+(cell row, time bin) for each population: a scatter of every spike costs the page a repaint that
+grows with the run (about 100 ms for 30k points on a CPU-drawn canvas, several times that with
+software WebGL), while an image sized to the figure costs the same at any network size. A new run
+gets new figures (the number of traces and populations may differ), which also clears the old run.
+Everything draws on the plain canvas: many lines cost less there than one WebGL layer copy each.
 """
+
+import math
 
 import numpy as np
 import param
@@ -22,15 +21,17 @@ from panel.custom import JSComponent
 
 from .runner import MAX_TRACE_POINTS
 
-RASTER_ROLLOVER = 200_000
+MAX_RASTER_ROWS = 250
+RASTER_TIME_BINS = 1000
+MAX_SHADES = 6
 RATE_ROLLOVER = 10_000
 LEGEND_TRACES = 10
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 
 
-def _figure(title, y_label, duration, height, backend="canvas", y_range=None):
+def _figure(title, y_label, duration, height, y_range=None):
     fig = figure(title=title, x_axis_label="t (ms)", y_axis_label=y_label, x_range=Range1d(0, duration),
-                 height=height, sizing_mode="stretch_width", output_backend=backend, tools=TOOLS)
+                 height=height, sizing_mode="stretch_width", tools=TOOLS)
     if y_range is not None:
         fig.y_range = y_range
     fig.toolbar.logo = None
@@ -44,6 +45,14 @@ def _columns(names):
 
 def _colour(k):
     return Category10_10[k % len(Category10_10)]
+
+
+def _line(fig, column, source, colour, width, **legend):
+    """A line of ``column`` against t. Without selection tools or a "mute" legend its selection and
+    muted variants are never drawn, yet the page would recompute each of them on every update."""
+    line = fig.line("t", column, source=source, color=colour, line_width=width, **legend)
+    line.update(selection_glyph=None, nonselection_glyph=None, muted_glyph=None)
+    return line
 
 
 def _legend_outside(fig):
@@ -61,36 +70,35 @@ class LivePlots:
     """Figures for a run of ``duration`` ms showing traces named ``labels`` and the spikes and rates of
     ``populations`` [(name, cells)], stacked in the raster in that order."""
 
-    def __init__(self, duration, labels, populations, raster_backend="webgl"):
+    def __init__(self, duration, labels, populations):
         self.labels, self.populations = list(labels), list(populations)
-        self.streamed_spikes = 0
         self.traces = _figure("Membrane voltage", "V (mV)", duration, 260)
         self.trace_source = ColumnDataSource(_columns(["t"] + [f"v{k}" for k in range(len(self.labels))]),
                                              name="bf-trace-source")
         for k, label in enumerate(self.labels):
             extra = {"legend_label": label} if len(self.labels) <= LEGEND_TRACES else {}
-            self.traces.line("t", f"v{k}", source=self.trace_source, color=_colour(k), line_width=1.2, **extra)
-        self.raster = self._raster(duration, raster_backend)
+            _line(self.traces, f"v{k}", self.trace_source, _colour(k), 1.2, **extra)
+        self.raster = self._raster(duration)
         self.rates = _figure("Population rate", "rate (Hz)", duration, 200)
         self.rate_source = ColumnDataSource(_columns(["t"] + [f"r{k}" for k in range(len(self.populations))]),
                                             name="bf-rate-source")
         for k, (name, _) in enumerate(self.populations):
-            self.rates.line("t", f"r{k}", source=self.rate_source, color=_colour(k), line_width=1.5, legend_label=name)
+            _line(self.rates, f"r{k}", self.rate_source, _colour(k), 1.5, legend_label=name)
         _legend_outside(self.traces)
         _legend_outside(self.rates)
 
-    def _raster(self, duration, backend):
-        """One scatter for every population, coloured by population; the y axis names each band of rows."""
+    def _raster(self, duration):
+        """One image per population, stacked in bands; the y axis names each band."""
         total = sum(n for _, n in self.populations)
-        fig = _figure("Spike raster", "cell (stacked by population)", duration, 320, backend=backend,
+        fig = _figure("Spike raster", "cell (stacked by population)", duration, 320,
                       y_range=Range1d(-0.5, max(total, 1) - 0.5))
-        self.raster_source = ColumnDataSource(_columns(["t", "y", "p"]), name="bf-raster-source")
-        colours = [_colour(k) for k in range(max(1, len(self.populations)))]
-        mapper = LinearColorMapper(palette=colours, low=-0.5, high=len(colours) - 0.5)
-        fig.scatter("t", "y", source=self.raster_source, marker="square", size=2, line_color=None,
-                    fill_color={"field": "p", "transform": mapper})
+        self.raster_bins = RasterBins(duration, self.populations)
+        self.raster_source = ColumnDataSource(self.raster_bins.images(), name="bf-raster-source")
         middles, offset = {}, 0
-        for name, n in self.populations:
+        for k, (name, n) in enumerate(self.populations):
+            per_row = self.raster_bins.cells_per_row(k)
+            fig.image(image=f"img{k}", x=0, y=offset - 0.5, dw=duration, dh=n, source=self.raster_source,
+                      color_mapper=_count_mapper(_colour(k), per_row))
             middles[offset + (n - 1) / 2] = name
             if offset:
                 fig.add_layout(Span(location=offset - 0.5, dimension="width", line_color="#999999", line_dash="dashed"))
@@ -100,45 +108,91 @@ class LivePlots:
         return fig
 
     def push(self, update):
-        """Stream an Update's new points into the figures; returns whether anything was new."""
+        """Stream an Update's new traces and rates into the figures and send the raster's changed bands
+        whole; returns whether anything was new."""
         if update.empty:
             return False
         if len(update.trace_t) and self.labels:
             columns = {"t": update.trace_t, **{f"v{k}": row for k, row in enumerate(update.trace_v)}}
             self.trace_source.stream(columns, rollover=MAX_TRACE_POINTS + 4)
-        index = {name: k for k, (name, _) in enumerate(self.populations)}
-        spikes = [(times, rows, np.full(len(times), index[name])) for name, (times, rows) in update.spikes.items() if len(times)]
-        if spikes:
-            times, rows, populations = (np.concatenate(part) for part in zip(*spikes))
-            self.raster_source.stream({"t": times, "y": rows.astype(float), "p": populations}, rollover=RASTER_ROLLOVER)
-            self.streamed_spikes += len(times)
+        changed = self.raster_bins.add(update.spikes)
+        if changed:
+            self.raster_source.data.update(self.raster_bins.images(changed))
         if len(update.rate_t):
             columns = {"t": update.rate_t, **{f"r{k}": row for k, row in enumerate(update.rates)}}
             self.rate_source.stream(columns, rollover=RATE_ROLLOVER)
         return True
 
+    @property
+    def drawn_spikes(self):
+        return self.raster_bins.spikes
+
+
+def _count_mapper(colour, per_row):
+    """Spike count per pixel → shade of the population's colour; empty pixels are transparent.
+
+    One spike is already clearly visible; counts up to a row's cells (a synchronous volley) deepen the shade."""
+    levels = max(1, min(per_row, MAX_SHADES))
+    base = np.array([int(colour[i:i + 2], 16) for i in (1, 3, 5)])
+    shades = [255 - (255 - base) * share for share in np.linspace(0.45, 1.0, levels)] if levels > 1 else [base]
+    palette = ["#" + "".join(f"{int(c):02x}" for c in shade) for shade in shades]
+    return LinearColorMapper(palette=palette, low=0.5, high=levels + 0.5, low_color=(0, 0, 0, 0), high_color=colour)
+
+
+class RasterBins:
+    """Spike counts per (cell row, time bin) of each population, the raster's images.
+
+    Rows pool neighbouring cells so that all bands together have at most ``MAX_RASTER_ROWS`` rows
+    (about one per pixel row of the figure); a band's rows never mix populations. Time is cut into
+    ``RASTER_TIME_BINS`` columns over the run. Each refresh resends the images of the bands that
+    got spikes: their size is fixed by the figure, not by how many spikes the run has made, which
+    keeps a large network's raster as cheap to send and repaint as a small one's."""
+
+    def __init__(self, duration, populations):
+        self.duration = duration
+        self.populations = list(populations)
+        total = sum(n for _, n in self.populations)
+        pooled = max(1, math.ceil(total / MAX_RASTER_ROWS))
+        self.rows = [max(1, math.ceil(n / pooled)) for _, n in self.populations]
+        self.offsets = np.cumsum([0] + [n for _, n in self.populations])[:-1]
+        self.counts = [np.zeros((rows, RASTER_TIME_BINS), dtype=np.uint8) for rows in self.rows]
+        self.spikes = 0
+
+    def cells_per_row(self, k):
+        return math.ceil(self.populations[k][1] / self.rows[k])
+
+    def add(self, spikes):
+        """Count ``spikes`` {population: (times ms, raster rows)}; returns the bands that changed."""
+        changed = []
+        for k, (name, n) in enumerate(self.populations):
+            times, cells = spikes.get(name, (np.empty(0), np.empty(0, dtype=int)))
+            if not len(times):
+                continue
+            rows = (cells - self.offsets[k]) * self.rows[k] // n
+            columns = np.minimum((times * (RASTER_TIME_BINS / self.duration)).astype(int), RASTER_TIME_BINS - 1)
+            pixels = np.bincount(rows * RASTER_TIME_BINS + columns, minlength=self.counts[k].size)
+            # Saturate instead of wrapping round: more than 255 spikes in one pixel reads as "full" anyway.
+            self.counts[k] = np.minimum(self.counts[k] + pixels.reshape(self.counts[k].shape), 255).astype(np.uint8)
+            self.spikes += len(times)
+            changed.append(k)
+        return changed
+
+    def images(self, bands=None):
+        """Source columns holding the images of ``bands`` (all by default)."""
+        bands = range(len(self.populations)) if bands is None else bands
+        return {f"img{k}": [self.counts[k]] for k in bands}
+
 
 class PageFeedback(JSComponent):
     """What the page tells the server about itself: every update also sets ``sent`` and the page echoes
     it into ``seen`` once it has applied that update (flow control: a slow browser gets fewer, larger
-    updates instead of an ever longer queue); ``software_webgl`` says whether the browser's WebGL is
-    emulated on the CPU."""
+    updates instead of an ever longer queue)."""
 
     sent = param.Integer(default=0)
     seen = param.Integer(default=0)
-    software_webgl = param.Boolean(default=False)
 
     _esm = """
-    function softwareWebgl() {
-      const gl = document.createElement("canvas").getContext("webgl")
-      if (!gl) return true
-      const info = gl.getExtension("WEBGL_debug_renderer_info")
-      const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER))
-      return /swiftshader|llvmpipe|softpipe|software/i.test(renderer)
-    }
-
     export function render({ model }) {
-      model.software_webgl = softwareWebgl()
       model.on("sent", () => { model.seen = model.sent })
       return document.createElement("span")
     }

@@ -125,8 +125,7 @@ class SimulatePane:
         build = self.workbench.project().build()
         plan = self._plan(build)
         run = self.runner.start(build, build.run.duration, plan)
-        self.plots = LivePlots(run.duration, plan.labels, simulated_populations(build),
-                               raster_backend="canvas" if self.feedback.software_webgl else "webgl")
+        self.plots = LivePlots(run.duration, plan.labels, simulated_populations(build))
         self.trace_pane.object, self.raster_pane.object, self.rate_pane.object = (
             self.plots.traces, self.plots.raster, self.plots.rates)
         if self._callback is None:
