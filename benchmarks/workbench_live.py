@@ -10,7 +10,8 @@ first chunk is in (the network is built and the kernels compiled):
   send. Counts refreshes that carried new data, and the server time one refresh costs.
 - browser: the workbench served in this process and opened in Chromium, which asks for 100 traces
   and clicks Run. Counts the updates the page confirmed applying (the pane's flow control waits for
-  each), the BokehJS ``streaming`` signals of the trace source and ``change`` signals of the raster
+  each), the BokehJS ``streaming`` or ``change`` signals of the trace source (one multi-line glyph,
+  sent whole, beyond ten traces) and ``change`` signals of the raster
   images' source, and animation frames. Headless Chromium here draws on the CPU only.
 
     .venv/bin/python -m benchmarks.workbench_live [--cells 10000] [--traces 100] [--window 8]
@@ -33,7 +34,9 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
 COUNTERS_JS = """ids => {
   const doc = window.Bokeh.documents[0];
   const counts = {traces: 0, raster: 0, frames: 0};
-  doc.get_model_by_id(ids[0]).streaming.connect(() => { counts.traces += 1; });
+  const traces = doc.get_model_by_id(ids[0]);
+  traces.streaming.connect(() => { counts.traces += 1; });
+  traces.change.connect(() => { counts.traces += 1; });
   doc.get_model_by_id(ids[1]).change.connect(() => { counts.raster += 1; });
   const frame = () => { counts.frames += 1; requestAnimationFrame(frame); };
   requestAnimationFrame(frame);

@@ -158,6 +158,12 @@ def test_live_plots_stream_new_points_and_count_spikes_into_raster_images():
     assert len(plots.trace_source.data["t"]) == 4
     assert plots.drawn_spikes == 6 and len(plots.rate_source.data["r1"]) == 2
     assert not plots.push(Update(np.empty(0), np.empty((2, 0)), {}, np.empty(0), np.empty((2, 0))))
+    labels = [f"E[{k}]" for k in range(12)]
+    many = LivePlots(100, labels, [("E", 20)])
+    for start in (0.0, 0.5):
+        many.push(Update(np.array([start, start + 0.25]), np.tile([[1.0, 2.0]], (12, 1)), {}, np.empty(0), np.empty((1, 0))))
+    assert many.many_traces and len(many.trace_source.data["ys"]) == 12
+    assert list(many.trace_source.data["xs"][0]) == [0.0, 0.25, 0.5, 0.75] and list(many.trace_source.data["ys"][11]) == [1, 2, 1, 2]
     big = LivePlots(100, [], [("E", 8000), ("I", 2000)])
     assert sum(len(image[0]) for image in big.raster_source.data.values()) <= MAX_RASTER_ROWS
 

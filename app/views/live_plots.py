@@ -73,11 +73,19 @@ class LivePlots:
     def __init__(self, duration, labels, populations):
         self.labels, self.populations = list(labels), list(populations)
         self.traces = _figure("Membrane voltage", "V (mV)", duration, 260)
-        self.trace_source = ColumnDataSource(_columns(["t"] + [f"v{k}" for k in range(len(self.labels))]),
-                                             name="bf-trace-source")
-        for k, label in enumerate(self.labels):
-            extra = {"legend_label": label} if len(self.labels) <= LEGEND_TRACES else {}
-            _line(self.traces, f"v{k}", self.trace_source, _colour(k), 1.2, **extra)
+        self.many_traces = len(self.labels) > LEGEND_TRACES
+        if self.many_traces:
+            # One glyph for all lines: the page's per-line work on every update is then done once,
+            # not once per trace. Its data cannot be streamed, so the kept window is sent whole.
+            self.trace_source = ColumnDataSource({"xs": [], "ys": [], "colour": []}, name="bf-trace-source")
+            glyph = self.traces.multi_line("xs", "ys", source=self.trace_source, line_color="colour", line_width=1.0)
+            glyph.update(selection_glyph=None, nonselection_glyph=None, muted_glyph=None)
+            self._trace_t, self._trace_v = np.empty(0), np.empty((len(self.labels), 0))
+        else:
+            self.trace_source = ColumnDataSource(_columns(["t"] + [f"v{k}" for k in range(len(self.labels))]),
+                                                 name="bf-trace-source")
+            for k, label in enumerate(self.labels):
+                _line(self.traces, f"v{k}", self.trace_source, _colour(k), 1.2, legend_label=label)
         self.raster = self._raster(duration)
         self.rates = _figure("Population rate", "rate (Hz)", duration, 200)
         self.rate_source = ColumnDataSource(_columns(["t"] + [f"r{k}" for k in range(len(self.populations))]),
@@ -112,7 +120,13 @@ class LivePlots:
         whole; returns whether anything was new."""
         if update.empty:
             return False
-        if len(update.trace_t) and self.labels:
+        if len(update.trace_t) and self.many_traces:
+            self._trace_t = np.concatenate([self._trace_t, update.trace_t])[-MAX_TRACE_POINTS:]
+            self._trace_v = np.concatenate([self._trace_v, update.trace_v], axis=1)[:, -MAX_TRACE_POINTS:]
+            t = self._trace_t.astype(np.float32)
+            self.trace_source.data = {"xs": [t] * len(self.labels), "ys": list(self._trace_v.astype(np.float32)),
+                                      "colour": [_colour(k) for k in range(len(self.labels))]}
+        elif len(update.trace_t) and self.labels:
             columns = {"t": update.trace_t, **{f"v{k}": row for k, row in enumerate(update.trace_v)}}
             self.trace_source.stream(columns, rollover=MAX_TRACE_POINTS + 4)
         changed = self.raster_bins.add(update.spikes)
