@@ -121,8 +121,10 @@ class CircuitCanvas:
         try:
             self.figure.x_range.update(start=x0, end=x1)
             self.figure.y_range.update(start=y0, end=y1)
-            self.edges.data, self.heads.data, self.ring.data = edges, heads, ring
-            self.nodes.data = data
+            for source, new in ((self.edges, edges), (self.heads, heads), (self.ring, ring), (self.nodes, data)):
+                # Resending what the page already shows would cancel a drag the user has started.
+                if {key: list(value) for key, value in source.data.items()} != new:
+                    source.data = new
             self.nodes.selected.indices = []
         finally:
             self._pushing = False

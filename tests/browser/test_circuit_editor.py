@@ -90,6 +90,23 @@ def shown(page, session, option):
     wait_until(page, drawn, f"the browser draws the nodes with {option}")
 
 
+CLIENT_XY = """(id) => {
+    for (const doc of Bokeh.documents) {
+        const source = doc.get_model_by_id(id);
+        if (source) return [Array.from(source.data.x), Array.from(source.data.y)];
+    }
+    return null;
+}"""
+
+
+def ring_shown(page, session):
+    """Wait until the browser draws the selection ring where the server put it: a drag that starts
+    before that redraw arrives would be undone by it."""
+    ring = session.panes["Circuit"].canvas.ring
+    wait_until(page, lambda: page.evaluate(CLIENT_XY, ring.id) == [list(ring.data["x"]), list(ring.data["y"])],
+               "the browser draws the selection")
+
+
 def add_population(page, session, name):
     click(page, "bf-add-population")
     shown(page, session, f"population {name}")
@@ -144,6 +161,8 @@ def test_save_reload_and_reopen_keeps_the_circuit(open_page, tmp_path):
     axon = editor.canvas.graph.nodes["axon"]["pos"]
     page.mouse.click(*on_canvas(page, editor, "axon"))
     wait_until(page, lambda: editor.selection == ("population", "axon"), "a tap selects axon")
+    shown(page, session, "population P1")
+    ring_shown(page, session)
     start = on_canvas(page, editor, "P1")
     drag(page, start, (start[0] + 120, start[1] + 150))
     wait_until(page, lambda: editor.canvas.graph.nodes["P1"]["pos"][1] < 5.5, "P1 is moved down")
