@@ -1,5 +1,13 @@
 """Changing Bokeh models (plot data) safely from any callback of a served session."""
 
+import panel as pn
+
+
+def served_document():
+    """This session's Bokeh document when served, else None (tests, benchmarks)."""
+    document = pn.state.curdoc
+    return document if document is not None and document.session_context is not None else None
+
 
 def when_safe(model, update):
     """Run ``update`` (which changes Bokeh models) now when ``model`` is not in a served document (tests,

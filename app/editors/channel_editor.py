@@ -11,6 +11,7 @@ import numpy as np
 import panel as pn
 from panel.io import hold
 
+from ..bokeh_updates import served_document
 from .channel_curves import LEVELS, HOLD, clamp_family, gate_curves, peak_currents, steady_state_iv
 from .channel_document import (add_channel_copy, celsius, channel_choices, channel_from, check_new_name, full_definition,
                                is_full_definition, reversal_of, set_gbar)
@@ -20,12 +21,6 @@ from .channel_preview import StepProtocol, preview_membrane, simulate_step
 from .fields import BoundField, parse_number
 
 SPIKE_THRESHOLD = -20.0
-
-
-def served_document():
-    """This session's Bokeh document when served, else None (tests, benchmarks)."""
-    document = pn.state.curdoc
-    return document if document is not None and document.session_context is not None else None
 
 
 class ChannelEditor:

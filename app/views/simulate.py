@@ -11,6 +11,7 @@ import time
 
 import panel as pn
 
+from ..bokeh_updates import served_document
 from ..editors.fields import BoundField, parse_number
 from .live_plots import LivePlots, PageFeedback
 from .runner import MAX_TRACES, Runner, TracePlan, simulated_populations
@@ -91,8 +92,8 @@ class SimulatePane:
         self.trace_pane = pn.pane.Bokeh(self.plots.traces, sizing_mode="stretch_width", css_classes=["bf-traces"])
         self.raster_pane = pn.pane.Bokeh(self.plots.raster, sizing_mode="stretch_width", css_classes=["bf-raster"])
         self.rate_pane = pn.pane.Bokeh(self.plots.rates, sizing_mode="stretch_width", css_classes=["bf-rates"])
-        doc = pn.state.curdoc
-        self._served = doc is not None and doc.session_context is not None
+        doc = served_document()
+        self._served = doc is not None
         if self._served:
             doc.on_session_destroyed(lambda context: self.runner.stop())
 
