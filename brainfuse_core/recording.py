@@ -12,13 +12,21 @@ class Probe:
     """Record ``variable`` of ``population`` at ``section(x)`` of the listed ``cells`` every ``every`` steps.
 
     Variables: "v" (mV), "cai" (mM), or a gate "channel.gate" such as "hh_na.m".
+    ``nodes="all"`` records every node of the cell instead of one site (shape plots, space–time
+    views): the trace is then (B, cells, nodes, samples), node i lying in section
+    ``cell.layout.section_of[i]`` at ``cell.layout.x[i]``.
     """
 
-    def __init__(self, population="cell", variable="v", cells=None, section=None, x=0.5, every=1, name=None):
+    def __init__(self, population="cell", variable="v", cells=None, section=None, x=0.5, every=1, name=None, nodes=None):
         if int(every) != every or every < 1:
             raise ModelError(f"probe: every must be a positive integer number of steps, got {every!r}")
+        if nodes not in (None, "all"):
+            raise ModelError(f"probe: nodes must be None (one site) or \"all\", got {nodes!r}")
+        if nodes == "all" and section is not None:
+            raise ModelError("probe: give either a section (one site) or nodes=\"all\", not both")
         self.population, self.variable, self.cells, self.section, self.x, self.every = population, variable, cells, section, x, int(every)
-        location = "" if section is None and x == 0.5 else f"@{section}({x})"
+        self.nodes = nodes
+        location = "@all" if nodes == "all" else "" if section is None and x == 0.5 else f"@{section}({x})"
         self.name = name or f"{population}.{variable}{location}"
 
 
@@ -26,7 +34,7 @@ class Result:
     """Output of a run.
 
     ``t``: the times of every recorded sample (ms) per probe in ``times``; ``traces[name]``: tensors
-    (B, cells, samples); ``spikes[population]``: a SpikeRecord; ``spike_trains[population]``:
+    (B, cells, samples), or (B, cells, nodes, samples) for probes of every node; ``spikes[population]``: a SpikeRecord; ``spike_trains[population]``:
     (steps, B, cells) 0/1 tensors carrying surrogate gradients (when requested);
     ``clamp_currents[name]``: (B, sites, steps) nA for voltage clamps.
     """
@@ -93,6 +101,7 @@ class Result:
             shown = 0
             for name in voltage:
                 trace = self.traces[name][0].detach().cpu().numpy()
+                trace = trace.reshape(-1, trace.shape[-1])
                 for k in range(min(trace.shape[0], max_traces - shown)):
                     ax.plot(self.times[name].cpu().numpy(), trace[k], lw=0.8, label=f"{name}[{k}]")
                     shown += 1

@@ -121,7 +121,7 @@ class Simulation:
             cells = list(range(block.population.n)) if probe.cells is None else list(probe.cells)
             if any(not 0 <= c < block.population.n for c in cells):
                 raise ModelError(f"probe {probe.name}: cell indices must lie in 0..{block.population.n - 1}")
-            node = block.cell.location(probe.section, probe.x)
+            node = slice(None) if probe.nodes == "all" else block.cell.location(probe.section, probe.x)
             self._probe_sites.append((probe, block, torch.as_tensor(cells, device=device), node))
 
     def _block(self, name, what):
@@ -248,9 +248,12 @@ class Simulation:
                 for name in clamps:
                     clamps[name].append(records[f"clamp:{name}"])
             out = [state[key] for key in keys]
-            for probe, _, cells, _ in self._probe_sites:
+            for probe, _, cells, node in self._probe_sites:
                 parts = samples[probe.name]
-                out.append(torch.stack(parts, -1) if parts else torch.zeros(self.batch, len(cells), 0, dtype=self.dtype, device=self.device))
+                if parts:
+                    out.append(torch.stack(parts, -1))
+                else:
+                    out.append(state[f"{probe.population}/{probe.variable}"][:, cells, node].unsqueeze(-1)[..., :0])
             for name in self._blocks:
                 out.append(torch.stack(spikes[name]))
                 out.append(torch.stack(fractions[name]))
@@ -280,8 +283,8 @@ class Simulation:
             out = [state[key] for key in keys]
             for probe, _, cells, _ in self._probe_sites:
                 taken = [k for k in range(steps) if (start + k + 1) % probe.every == 0]
-                trace = records[probe.population][2]
-                out.append(trace[taken][:, :, cells].permute(1, 2, 0))
+                trace = records[probe.population][2][taken][:, :, cells].permute(1, 2, 0)
+                out.append(trace.unsqueeze(2) if probe.nodes == "all" else trace)
             for name in self._blocks:
                 out += list(records[name][:2])
             return tuple(out)
