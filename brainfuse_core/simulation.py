@@ -76,9 +76,7 @@ class Simulation:
             block.clamps = []
             block.synapse_inputs = []
             self._blocks[name] = block
-        self._sources = {
-            name: pop.spike_raster(n_steps, self.dt, B, dtype, device) for name, pop in net.populations.items() if pop.is_source
-        }
+        self._sources = {name: pop for name, pop in net.populations.items() if pop.is_source}
         for stim in self.stimuli:
             block = self._block(stim.population, f"stimulus {stim.name}")
             cells, node = stim.sites(block.population)
@@ -92,26 +90,24 @@ class Simulation:
             else:
                 raise ModelError(f"unknown stimulus type {type(stim).__name__}")
         self._projections = []
+        merged = {}
         for proj in net.projections:
             post = self._blocks[proj.post]
-            node = post.cell.location(*proj.target) if proj.target else post.cell.location()
-            delays = proj.delay_steps(self.dt)
-            weights = proj.weights.to(device=device, dtype=dtype)
-            pre_index, post_index = proj.pre_index.to(device), proj.post_index.to(device)
-            n_pre = net.populations[proj.pre].n
-            if delays.numel() == 0 or bool((delays == delays[0]).all()):
-                groups = [(int(delays[0]) if delays.numel() else 1, Connections(pre_index, post_index, weights, n_pre))]
-            else:
-                groups = []
-                for d in torch.unique(delays).tolist():
-                    edges = torch.nonzero(delays == d).flatten().to(device)
-                    groups.append((d, Connections(pre_index[edges], post_index[edges], weights[edges], n_pre)))
-            entry = {
-                "projection": proj, "post_flat": torch.arange(post.population.n, device=device) * post.size + node,
-                "groups": groups, "max_delay": max(d for d, _ in groups),
-            }
-            self._projections.append(entry)
-            post.synapse_inputs.append(entry)
+            key = _merge_key(proj)
+            entry = merged.get(key) if key is not None else None
+            if entry is None:
+                sites = torch.as_tensor(proj.site_nodes, device=device)
+                cells = torch.arange(post.population.n, device=device)
+                entry = {"synapse": proj.synapse, "post": proj.post, "arrivals": [], "initial": [], "max_delay": 1,
+                         "n_targets": post.population.n * len(sites),
+                         "post_flat": (cells[:, None] * post.size + sites[None, :]).flatten()}
+                self._projections.append(entry)
+                post.synapse_inputs.append(entry)
+                if key is not None:
+                    merged[key] = entry
+            entry["arrivals"].append((proj.pre, self._delay_groups(proj, net.populations[proj.pre].n)))
+            entry["max_delay"] = max([entry["max_delay"]] + [d for d, _ in entry["arrivals"][-1][1]])
+            entry["initial"].append(proj.initial_conductance)
         self._probe_sites = []
         for probe in self.probes:
             block = self._block(probe.population, f"probe {probe.name}")
@@ -123,6 +119,21 @@ class Simulation:
                 raise ModelError(f"probe {probe.name}: cell indices must lie in 0..{block.population.n - 1}")
             node = slice(None) if probe.nodes == "all" else block.cell.location(probe.section, probe.x)
             self._probe_sites.append((probe, block, torch.as_tensor(cells, device=device), node))
+
+    def _delay_groups(self, proj, n_pre):
+        """The projection's connections as (delay steps, Connections) groups, one per distinct delay,
+        each connection aimed at its synaptic site (post cell × site of the projection's target)."""
+        delays = proj.delay_steps(self.dt)
+        weights = proj.weights.to(device=self.device, dtype=self.dtype)
+        pre_index = proj.pre_index.to(self.device)
+        targets = (proj.post_index * len(proj.site_nodes) + proj.site_of).to(self.device)
+        if delays.numel() == 0 or bool((delays == delays[0]).all()):
+            return [(int(delays[0]) if delays.numel() else 1, Connections(pre_index, targets, weights, n_pre))]
+        groups = []
+        for d in torch.unique(delays).tolist():
+            edges = torch.nonzero(delays == d).flatten().to(self.device)
+            groups.append((d, Connections(pre_index[edges], targets[edges], weights[edges], n_pre)))
+        return groups
 
     def _block(self, name, what):
         if name not in self._blocks:
@@ -136,16 +147,15 @@ class Simulation:
             for key, value in block.initial_state(v0, self.celsius).items():
                 state[f"{name}/{key}"] = value
         for k, entry in enumerate(self._projections):
-            proj = entry["projection"]
-            n_post = self.network.populations[proj.post].n
-            initial = proj.initial_conductance
-            zero = torch.zeros(self.batch, n_post, dtype=self.dtype, device=self.device)
-            if initial is not None:
-                initial = zero + torch.as_tensor(initial, dtype=self.dtype, device=self.device)
-            for s, value in enumerate(proj.synapse.initial_states(zero, initial)):
+            zero = torch.zeros(self.batch, entry["n_targets"], dtype=self.dtype, device=self.device)
+            initial = None
+            for value in entry["initial"]:
+                if value is not None:
+                    initial = (zero if initial is None else initial) + torch.as_tensor(value, dtype=self.dtype, device=self.device)
+            for s, value in enumerate(entry["synapse"].initial_states(zero, initial)):
                 state[f"syn{k}/{s}"] = value
             for d in range(entry["max_delay"]):
-                state[f"syn{k}/queue{d}"] = torch.zeros(self.batch, n_post, dtype=self.dtype, device=self.device)
+                state[f"syn{k}/queue{d}"] = zero.clone()
         return state
 
     # ----------------------------------------------------------------------------- one step
@@ -153,7 +163,7 @@ class Simulation:
         dt, B = self.dt, self.batch
         new = {}
         for k, entry in enumerate(self._projections):
-            syn = entry["projection"].synapse
+            syn = entry["synapse"]
             queue = [state[f"syn{k}/queue{d}"] for d in range(entry["max_delay"])]
             states = syn.receive([state[f"syn{k}/{s}"] for s in range(syn.n_states)], queue[0])
             entry["current"] = states
@@ -162,7 +172,7 @@ class Simulation:
             for d in range(entry["max_delay"] - 1):
                 new[f"syn{k}/queue{d}"] = queue[d + 1]
             new[f"syn{k}/queue{entry['max_delay'] - 1}"] = torch.zeros_like(queue[0])
-        spikes = {name: raster[n] for name, raster in self._sources.items()}
+        spikes = {name: counts[n - self._chunk_start] for name, counts in self._source_counts.items()}
         records = {}
         for name, block in self._blocks.items():
             local = {key: state[f"{name}/{key}"] for key in block.state_names()}
@@ -181,7 +191,7 @@ class Simulation:
                     linear_g = linear_g.index_add(1, flat, conductance[n].expand(B, len(flat)))
                     linear_ge = linear_ge.index_add(1, flat, (conductance[n] * command[n]).expand(B, len(flat)))
                 for entry in block.synapse_inputs:
-                    syn = entry["projection"].synapse
+                    syn = entry["synapse"]
                     g = syn.conductance(entry["current"])
                     linear_g = linear_g.index_add(1, entry["post_flat"], g)
                     linear_ge = linear_ge.index_add(1, entry["post_flat"], g * syn.e_rev)
@@ -197,16 +207,14 @@ class Simulation:
                 v_site = updated["v"].reshape(flat_shape)[:, flat]
                 records[f"clamp:{stim.name}"] = conductance[n] * (command[n] - v_site)
         for k, entry in enumerate(self._projections):
-            proj = entry["projection"]
-            syn = proj.synapse
+            syn = entry["synapse"]
             decayed = syn.decay([new[f"syn{k}/{s}"] for s in range(syn.n_states)], dt)
             for s, value in enumerate(decayed):
                 new[f"syn{k}/{s}"] = value
-            pre_spikes = spikes[proj.pre]
-            n_post = self.network.populations[proj.post].n
-            for delay, connections in entry["groups"]:
-                key = f"syn{k}/queue{delay - 1}"
-                new[key] = new[key] + connections.propagate(pre_spikes, n_post)
+            for pre, groups in entry["arrivals"]:
+                for delay, connections in groups:
+                    key = f"syn{k}/queue{delay - 1}"
+                    new[key] = new[key] + connections.propagate(spikes[pre], entry["n_targets"])
         records["spikes"] = spikes
         return new, records
 
@@ -233,6 +241,9 @@ class Simulation:
 
         def run(*values):
             state = dict(zip(keys, values))
+            self._chunk_start = start
+            self._source_counts = {name: source.spike_counts(start, stop, self.dt, self.batch, self.dtype, self.device)
+                                   for name, source in self._sources.items()}
             samples = {probe.name: [] for probe, _, _, _ in self._probe_sites}
             spikes = {name: [] for name in self._blocks}
             fractions = {name: [] for name in self._blocks}
@@ -430,8 +441,8 @@ class Simulation:
         for entry in self._projections:
             # The per-delay weights, not the projection's: inputs must not lie upstream of one
             # another, or the first chunk's backward would free the graph the next one needs.
-            tensors += [connections.weights for _, connections in entry["groups"]]
-            tensors += list(vars(entry["projection"].synapse).values())
+            tensors += [connections.weights for _, groups in entry["arrivals"] for _, connections in groups]
+            tensors += list(vars(entry["synapse"]).values())
         unique = {id(t): t for t in tensors if torch.is_tensor(t) and t.requires_grad}
         return list(unique.values())
 
@@ -471,6 +482,16 @@ class ChunkReport:
     @property
     def fraction_done(self):
         return self.stop / self.n_steps
+
+
+def _merge_key(projection):
+    """Projections onto the same sites of the same post population with equal, fixed synapse kinetics
+    can share one synaptic state, since the kinetics are linear: the summed conductance is the
+    conductance of the summed inputs. None when the kinetics carry tensors (learnable time constants)."""
+    synapse = projection.synapse
+    if any(torch.is_tensor(value) for value in vars(synapse).values()):
+        return None
+    return (projection.post, type(synapse), tuple(sorted(synapse.to_dict().items())), tuple(projection.site_nodes))
 
 
 def _threads_for(state):

@@ -234,9 +234,18 @@ def test_noisy_clamp_has_the_requested_mean_and_spread():
 
 
 def test_poisson_source_fires_at_its_rate():
-    raster = bf.PoissonSource("p", 200, rate=20.0, seed=1).spike_raster(40000, 0.025, 1, torch.float64, "cpu")
+    raster = bf.PoissonSource("p", 200, rate=20.0, seed=1).spike_counts(0, 40000, 0.025, 1, torch.float64, "cpu")
     rate = float(raster.sum()) / (200 * 1.0)
     assert abs(rate - 20.0) < 4 * math.sqrt(20.0 / 200)
+
+
+def test_poisson_counts_hold_many_superposed_inputs_and_do_not_depend_on_chunking():
+    source = bf.PoissonSource("p", 50, rate=16000.0, seed=4)  # 2,000 afferents at 8 Hz: rate·dt = 1.6 per step
+    whole = source.spike_counts(0, 3000, 0.1, 1, torch.float64, "cpu")
+    assert abs(float(whole.mean()) - 1.6) < 4 * math.sqrt(1.6 / whole.numel())
+    assert abs(float(whole.var()) - 1.6) < 0.05  # Poisson: variance = mean; a 0/1 raster could not exceed 0.25
+    pieces = torch.cat([source.spike_counts(a, min(3000, a + 700), 0.1, 1, torch.float64, "cpu") for a in range(0, 3000, 700)])
+    assert torch.equal(whole, pieces)
 
 
 def test_recording_every_k_steps_decimates_the_same_trace():

@@ -32,23 +32,40 @@ class Population:
 
 
 class PoissonSource:
-    """``n`` independent Poisson spike trains at ``rate`` (Hz), drawn per batch element from ``seed``."""
+    """``n`` independent Poisson spike trains at ``rate`` (Hz), drawn per batch element from ``seed``.
+
+    Each step carries a Poisson *count* of spikes (mean rate·dt), so a source may stand for many
+    superposed inputs (e.g. K_ext background afferents at rate·K_ext) even when rate·dt ≥ 1.
+    Counts are drawn in fixed blocks of steps, each seeded by (seed, block): any chunk of a run
+    sees the same spikes however the run is chunked, and only one block is held in memory.
+    """
 
     is_source = True
+    BLOCK_STEPS = 1024
 
     def __init__(self, name, n, rate, seed=0, start=0.0, stop=None):
         if rate < 0:
             raise ModelError(f"Poisson source {name!r}: rate must be ≥ 0 Hz, got {rate!r}")
         self.name, self.n, self.rate, self.seed, self.start, self.stop = name, int(n), rate, seed, start, stop
+        self._cached = (None, None)
 
-    def spike_raster(self, n_steps, dt, batch, dtype, device):
-        """(T, B, n) 0/1 spikes; at most one per step (exact for rate·dt ≪ 1)."""
-        generator = torch.Generator(device="cpu").manual_seed(int(self.seed))
-        p = self.rate * dt * 1e-3
-        raster = (torch.rand((n_steps, batch, self.n), generator=generator, dtype=torch.float64) < p).to(dtype)
-        t = torch.arange(n_steps, dtype=torch.float64) * dt
+    def spike_counts(self, first, last, dt, batch, dtype, device):
+        """(last − first, B, n) spike counts of steps first..last−1."""
+        blocks = range(first // self.BLOCK_STEPS, (last - 1) // self.BLOCK_STEPS + 1)
+        counts = torch.cat([self._block(k, dt, batch) for k in blocks])
+        offset = first - blocks[0] * self.BLOCK_STEPS
+        counts = counts[offset: offset + last - first]
+        t = torch.arange(first, last, dtype=torch.float64) * dt
         active = (t >= self.start) & (t < (self.stop if self.stop is not None else float("inf")))
-        return (raster * active.to(dtype)[:, None, None]).to(device)
+        return (counts * active[:, None, None]).to(dtype=dtype, device=device)
+
+    def _block(self, index, dt, batch):
+        key = (index, dt, batch)
+        if self._cached[0] != key:
+            rng = np.random.default_rng([int(self.seed), index])
+            counts = rng.poisson(self.rate * dt * 1e-3, size=(self.BLOCK_STEPS, batch, self.n))
+            self._cached = (key, torch.from_numpy(counts.astype(np.float64)))
+        return self._cached[1]
 
 
 class SpikeTrainSource:
@@ -61,10 +78,11 @@ class SpikeTrainSource:
         self.times = [sorted(float(t) for t in train) for train in times]
         self.n = len(self.times)
 
-    def spike_raster(self, n_steps, dt, batch, dtype, device):
-        raster = np.zeros((n_steps, 1, self.n))
+    def spike_counts(self, first, last, dt, batch, dtype, device):
+        """(last − first, B, n) spike counts of steps first..last−1."""
+        counts = np.zeros((last - first, 1, self.n))
         for i, train in enumerate(self.times):
-            steps = np.floor(np.asarray(train) / dt + 1e-9).astype(int)
-            steps = steps[(steps >= 0) & (steps < n_steps)]
-            np.add.at(raster[:, 0, i], steps, 1.0)
-        return torch.as_tensor(raster, dtype=dtype, device=device).expand(n_steps, batch, self.n)
+            steps = np.floor(np.asarray(train) / dt + 1e-9).astype(int) - first
+            steps = steps[(steps >= 0) & (steps < last - first)]
+            np.add.at(counts[:, 0, i], steps, 1.0)
+        return torch.as_tensor(counts, dtype=dtype, device=device).expand(last - first, batch, self.n)

@@ -6,6 +6,11 @@ Weights are per connection and may be learnable: after the network is built,
 ``requires_grad`` (one value, or one per connection in the rule's order), or pass
 ``learnable=True``, to train them.
 Delays are whole time steps, at least one: a spike detected in step n acts from step n + d.
+
+Where the synapses sit on a multi-compartment post cell: ``target=(section, x)`` puts every
+connection at one point; ``target="basal"`` (a region, a section name, or "all") spreads the
+connections over that part's segments, each segment drawing connections in proportion to its
+membrane area (a uniform density of synapses per µm², drawn from the projection's seed).
 """
 
 import numpy as np
@@ -33,6 +38,7 @@ class Projection:
             raise ModelError(f"projection {self.name}: weights are conductances (µS) and must be ≥ 0; "
                              "use an inhibitory reversal potential for inhibition")
         self.pre_index = self.post_index = self.weights = None
+        self.site_nodes = self.site_of = None
 
     def build(self, populations):
         """Draw the connections (once) and set up per-connection weights."""
@@ -49,6 +55,28 @@ class Projection:
             self.pre_index = torch.as_tensor(pre[order], dtype=torch.long)
             self.post_index = torch.as_tensor(post[order], dtype=torch.long)
         self.weights = self._connection_weights()
+        self._place_synapses(populations[self.post].cell)
+
+    def _place_synapses(self, cell):
+        """``site_nodes``: the post cell's nodes that carry synapses of this projection; ``site_of``:
+        for each connection, which of them (an index into ``site_nodes``)."""
+        if not isinstance(self.target, str):
+            self.site_nodes = np.array([cell.location(*self.target) if self.target else cell.location()])
+            self.site_of = torch.zeros(self.n_connections, dtype=torch.long)
+            return
+        try:
+            inside = np.array(cell.node_mask(self.target))
+        except (KeyError, ModelError):
+            regions = ", ".join(sorted(cell.morphology.regions()))
+            raise ModelError(f"projection {self.name}: target {self.target!r} is neither a region nor a section of cell "
+                             f"{cell.name!r}; regions are {regions}") from None
+        self.site_nodes = np.flatnonzero(inside & (cell.layout.area > 0))
+        if self.initial_conductance is not None and len(self.site_nodes) > 1:
+            raise ModelError(f"projection {self.name}: an initial conductance needs a one-point target (section and x), "
+                             f"not synapses spread over {self.target!r}")
+        area = cell.layout.area[self.site_nodes]
+        rng = np.random.default_rng([int(self.seed), 1])
+        self.site_of = torch.as_tensor(rng.choice(len(self.site_nodes), size=self.n_connections, p=area / area.sum()))
 
     def _connection_weights(self):
         n = self.n_connections
@@ -85,6 +113,8 @@ class Projection:
                 "weight": float(self.weight.detach()) if torch.is_tensor(self.weight) else self.weight, "seed": self.seed}
         if self.delay is not None:
             data["delay"] = self.delay
-        if self.target is not None:
+        if isinstance(self.target, str):
+            data["target"] = {"region": self.target}
+        elif self.target is not None:
             data["target"] = {"section": self.target[0], "x": self.target[1]}
         return data

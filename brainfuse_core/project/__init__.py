@@ -19,7 +19,9 @@ The document (units as in NEURON: mV, ms, µm, µF/cm², S/cm², nA, µS, Ω·cm
                                  or {"spike_times": [[ms, ...], ...]};
                   "projections": [Projection.to_dict() form: "pre", "post", "synapse",
                                  "connect", "weight", "seed", "delay", "target",
-                                 "initial_conductance"].
+                                 "initial_conductance"]; "target" is {"section", "x"}
+                                 (one point) or {"region"} (synapses spread over a
+                                 region's or section's segments by membrane area).
                   v_init and initial_conductance are a number or
                   {"normal": {"mean", "std"}, "seed"}: one draw per cell (conductances ≥ 0).
     "stimuli"     [{"type": "iclamp" | "pulse_train" | "noisy" | "waveform" | "vclamp",

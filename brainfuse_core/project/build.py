@@ -140,10 +140,7 @@ def build_projection(where, entry, populations):
     pre, post = populations[entry["pre"]], populations[entry["post"]]
     if post.is_source:
         raise ProjectError(f"{where}.post", f"{post.name!r} is a spike source and cannot receive connections")
-    target = entry.get("target")
-    if target is not None:
-        _check_section(f"{where}.target.section", target["section"], post.cell)
-        target = (target["section"], target.get("x", 0.5))
+    target = _target(f"{where}.target", entry, post.cell)
     synapse = _core(synapse_from_dict, entry["synapse"], f"{where}.synapse")
     rule = _core(rule_from_dict, entry["connect"], f"{where}.connect")
     _check_rule(f"{where}.connect", rule, pre.n, post.n, pre is post)
@@ -152,6 +149,29 @@ def build_projection(where, entry, populations):
     # Read by the simulation as the starting value of every synaptic state of each post cell (µS).
     projection.initial_conductance = sample(entry.get("initial_conductance"), post.n, floor=0.0)
     return projection
+
+
+def _target(where, entry, cell):
+    """A projection's target: (section, x) for one point, a region/section name to spread over, or None (the soma)."""
+    target = entry.get("target")
+    if target is None:
+        return None
+    if ("section" in target) == ("region" in target):
+        raise ProjectError(where, "give either section (and x) for one point, or region to spread the synapses over a "
+                                  "region or section")
+    if "section" in target:
+        _check_section(f"{where}.section", target["section"], cell)
+        return target["section"], target.get("x", 0.5)
+    if "x" in target:
+        raise ProjectError(f"{where}.x", "x places a one-point target; with region the synapses are spread, so drop x")
+    name = target["region"]
+    regions = cell.morphology.regions()
+    if name != "all" and name not in regions and name not in cell.morphology.sections:
+        raise ProjectError(f"{where}.region", f"cell {cell.name!r} has no region or section {name!r}; "
+                                              f"its regions are {_names(regions)}")
+    if entry.get("initial_conductance") is not None:
+        raise ProjectError(f"{where}.region", "an initial conductance needs a one-point target (section and x)")
+    return name
 
 
 def _check_rule(where, rule, n_pre, n_post, same_population):
