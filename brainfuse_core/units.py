@@ -18,5 +18,18 @@ FARADAY = 96485.309  # C/mol, NEURON's value
 
 def axial_resistance_megaohm(ra_ohm_cm, length_um, diameter_um):
     """Resistance (MΩ) of a cylinder of given length and diameter with axial resistivity Ra (Ω·cm)."""
-    radius = diameter_um / 2.0
-    return 1e-2 * ra_ohm_cm * length_um / (math.pi * radius * radius)
+    return frustum_resistance_megaohm(ra_ohm_cm, length_um, diameter_um, diameter_um)
+
+
+def frustum_resistance_megaohm(ra_ohm_cm, length_um, diameter0_um, diameter1_um):
+    """Resistance (MΩ) of a frustum whose diameter changes linearly from d0 to d1 over its length.
+
+    ∫ 4 Ra / (π d(s)²) ds over a linear d(s) is 4 Ra L / (π d0 d1); 1e-2 turns Ω·cm/µm into MΩ.
+    """
+    return 1e-2 * ra_ohm_cm * 4.0 * length_um / (math.pi * diameter0_um * diameter1_um)
+
+
+def frustum_area_um2(length_um, diameter0_um, diameter1_um):
+    """Lateral area (µm²) of a frustum of axial length L between diameters d0 and d1: π (r0 + r1) × slant height."""
+    r0, r1 = diameter0_um / 2.0, diameter1_um / 2.0
+    return math.pi * (r0 + r1) * math.hypot(length_um, r1 - r0)

@@ -253,6 +253,31 @@ def neuron_rallpack2_traces(h, tree):
     return _run_neuron(h, [root(0.0), tip(1.0)], RALLPACK_DT_MS, RALLPACK_DURATION_MS)
 
 
+# Import3d's names for the SWC types, against load_swc's regions.
+NEURON_SWC_NAMES = {"soma": "soma", "dend": "basal", "apic": "apical", "axon": "axon"}
+
+
+class _SectionHolder:
+    """Import3d instantiates into a Python object's attributes (soma, dend, …, all); NEURON keeps a weak reference to it."""
+
+
+def neuron_swc_sections(h, path):
+    """The sections NEURON's Import3d makes of an SWC file, keyed by the names ``load_swc`` gives them."""
+    h.load_file("stdlib.hoc")
+    h.load_file("import3d.hoc")
+    reader = h.Import3d_SWC_read()
+    reader.quiet = 1
+    reader.input(str(path))
+    holder = _SectionHolder()
+    h.Import3d_GUI(reader, False).instantiate(holder)
+    sections = {}
+    for section in holder.all:
+        kind, _, index = section.name().rsplit(".", 1)[-1].rstrip("]").partition("[")
+        region = NEURON_SWC_NAMES.get(kind, kind.replace("dend_", "type"))
+        sections["soma" if (region, index) == ("soma", "0") else f"{region}[{index}]"] = section
+    return sections
+
+
 # ------------------------------------------------------------------------------------ (a) squid vs NEURON
 
 def squid_vs_neuron(quick=False):

@@ -2,6 +2,7 @@
 
 from .cell import Cell
 from .layout import NodeLayout, build_layout
-from .morphology import Morphology, Section, load_swc
+from .morphology import Morphology, Section
+from .swc import load_swc
 
 __all__ = ["Cell", "Morphology", "NodeLayout", "Section", "build_layout", "load_swc"]

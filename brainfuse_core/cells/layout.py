@@ -3,9 +3,17 @@
 Each section of ``nseg`` segments contributes one node at every segment centre (with the
 segment's membrane) and a zero-area node at its far end (x = 1); the root section also
 gets a zero-area node at x = 0. A child's x = 0 is its parent's node at ``parent_x``.
-Neighbouring nodes are joined by the axial conductance of the half-segments between them.
+Neighbouring nodes are joined by the axial resistance of the half-segments between them.
 A one-section, one-segment cell reduces to a single node: its end nodes carry no membrane
 and no current, so they always equal the centre voltage.
+
+For a cylinder every segment has area π d L / nseg and each half-segment the resistance of
+a cylinder of length L / (2 nseg). For a section with 3-D points the integrals follow
+NEURON's ``diam_from_list`` (nrn/src/nrnoc/treeset.cpp): the path is cut at the half-segment
+boundaries (multiples of L / (2 nseg) of arc length), the diameter is interpolated linearly
+in arc length at each cut, and over every piece between consecutive cuts and points the
+frustum's lateral area π (r0 + r1) √(δ² + (r1 − r0)²) and resistance 4 Ra δ / (π d0 d1)
+are summed into the half-segment it lies in.
 
 Node order is parents-first (Hines order), so the tree solve is O(n).
 """
@@ -15,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ModelError
-from ..units import axial_resistance_megaohm
+from ..units import axial_resistance_megaohm, frustum_area_um2, frustum_resistance_megaohm
 
 
 @dataclass
@@ -33,16 +41,57 @@ class NodeLayout:
 
     def node(self, section, x=0.5):
         """The node NEURON would use for ``section(x)``: an end node at x = 0 or 1, else the segment centre."""
-        if (section, "nseg") not in self.index:
-            raise ModelError(f"no section {section!r}; sections are {', '.join(sorted({s for s, _ in self.index}))}")
-        if not 0.0 <= x <= 1.0:
-            raise ModelError(f"location {section}({x}): x must lie in [0, 1]")
-        if x == 0.0:
-            return self.index[(section, 0.0)]
-        if x == 1.0:
-            return self.index[(section, 1.0)]
-        nseg = self.index[(section, "nseg")]
-        return self.index[(section, "first")] + min(int(x * nseg), nseg - 1)
+        return _node(self.index, section, x)
+
+
+def _node(index, section, x):
+    if (section, "nseg") not in index:
+        raise ModelError(f"no section {section!r}; sections are {', '.join(sorted({s for s, _ in index}))}")
+    if not 0.0 <= x <= 1.0:
+        raise ModelError(f"location {section}({x}): x must lie in [0, 1]")
+    if x == 0.0:
+        return index[(section, 0.0)]
+    if x == 1.0:
+        return index[(section, 1.0)]
+    nseg = index[(section, "nseg")]
+    return index[(section, "first")] + min(int(x * nseg), nseg - 1)
+
+
+def segment_geometry(section, ra):
+    """Per segment: membrane area (µm²), resistance of its left and of its right half (MΩ), as three lists."""
+    n = section.nseg
+    if section.points is None:
+        half = axial_resistance_megaohm(ra, section.length / (2 * n), section.diameter)
+        return [section.area / n] * n, [half] * n, [half] * n
+    areas, resistances = _half_segment_integrals(section, ra)
+    return ([areas[2 * j] + areas[2 * j + 1] for j in range(n)], resistances[0::2], resistances[1::2])
+
+
+def _half_segment_integrals(section, ra):
+    """Area (µm²) and axial resistance (MΩ) of each of the 2·nseg half-segments of a section with points."""
+    arcs, diameters = section.arc_lengths(), [p[3] for p in section.points]
+    last, halves = len(arcs) - 1, 2 * section.nseg
+    step = arcs[-1] / halves
+    areas, resistances = [0.0] * halves, [0.0] * halves
+    j, s0, d0 = 0, arcs[0], diameters[0]
+    for k in range(halves):
+        end = arcs[-1] if k == halves - 1 else (k + 1) * step
+        while True:
+            following = j + 1
+            if arcs[following] > end or following == last:
+                span = arcs[following] - arcs[j]
+                # NEURON treats points closer than 1e-10 µm as one: the cut takes the later diameter.
+                fraction = 1.0 if span < 1e-10 else (end - arcs[j]) / span
+                s1, d1, done = end, (1.0 - fraction) * diameters[j] + fraction * diameters[following], True
+            else:
+                s1, d1, done = arcs[following], diameters[following], False
+            areas[k] += frustum_area_um2(s1 - s0, d0, d1)
+            resistances[k] += frustum_resistance_megaohm(ra, s1 - s0, d0, d1)
+            s0, d0 = s1, d1
+            if done:
+                break
+            j = following
+    return areas, resistances
 
 
 def build_layout(morphology, default_ra):
@@ -62,22 +111,20 @@ def build_layout(morphology, default_ra):
         xs.append(x)
         return len(parent) - 1
 
-    layout = None
     for section in sections:
         ra = section.ra if section.ra is not None else default_ra
-        half = 1.0 / axial_resistance_megaohm(ra, section.length / (2 * section.nseg), section.diameter)
+        areas, left, right = segment_geometry(section, ra)
         if section.parent is None:
             start = add(-1, 0.0, 0.0, section, 0.0)
         else:
-            layout = NodeLayout(np.array(parent), np.array(area), np.array(conductance), owner, np.array(xs), index)
-            start = layout.node(section.parent, section.parent_x)
+            start = _node(index, section.parent, section.parent_x)
         index[(section.name, 0.0)] = start
         index[(section.name, "nseg")] = section.nseg
-        previous = start
+        previous, to_previous = start, 0.0
         for j in range(section.nseg):
-            g = half if j == 0 else half / 2.0
-            previous = add(previous, section.area / section.nseg, g, section, (j + 0.5) / section.nseg)
+            previous = add(previous, areas[j], 1.0 / (to_previous + left[j]), section, (j + 0.5) / section.nseg)
+            to_previous = right[j]
             if j == 0:
                 index[(section.name, "first")] = previous
-        index[(section.name, 1.0)] = add(previous, 0.0, half, section, 1.0)
+        index[(section.name, 1.0)] = add(previous, 0.0, 1.0 / to_previous, section, 1.0)
     return NodeLayout(np.array(parent), np.array(area, dtype=float), np.array(conductance, dtype=float), owner, np.array(xs), index)

@@ -1,8 +1,11 @@
-"""Morphology: a tree of cylindrical sections (lengths and diameters in µm).
+"""Morphology: a tree of sections (lengths and diameters in µm).
 
-The topology is a networkx DiGraph (parent → child) whose nodes are section names; each
-section carries its geometry, its number of segments and its region ("soma", "basal",
-"apical", "axon", or any name) used to place channel densities.
+A section is either a cylinder (``length``, ``diameter``) or a path through 3-D points
+(``points``: [x, y, z, diameter] µm, NEURON's pt3d), in which case its length is the path
+length and its membrane and axial resistance follow the frustums between the points exactly
+as NEURON computes them (see ``layout.py``). The topology is a networkx DiGraph (parent →
+child) whose nodes are section names; each section carries its number of segments and its
+region ("soma", "basal", "apical", "axon", or any name) used to place channel densities.
 """
 
 import math
@@ -10,22 +13,28 @@ import math
 import networkx as nx
 
 from ..errors import ModelError
+from ..units import frustum_area_um2
+
+# Derived length and diameter of a section with points are written rounded to this many
+# decimals (µm) for readers of the file, and accepted back within this tolerance.
+DERIVED_DECIMALS = 4
+DERIVED_TOLERANCE_UM = 1e-4
 
 
 class Section:
-    """A cylinder: ``length`` and ``diameter`` (µm), ``nseg`` segments, attached at ``parent_x`` of ``parent``.
+    """A cylinder of ``length`` and ``diameter`` (µm), or a path through ``points`` ([x, y, z, diameter] µm).
 
-    ``ra`` (Ω·cm) and ``cm`` (µF/cm²) override the cell's defaults when given.
+    ``nseg`` segments, attached at ``parent_x`` of ``parent``; ``ra`` (Ω·cm) and ``cm`` (µF/cm²)
+    override the cell's defaults when given. With points, ``length`` is their path length and
+    ``diameter`` the area-equivalent one (membrane area / (π length)), both derived: give
+    either length and diameter, or points.
     """
 
-    def __init__(self, name, length, diameter, nseg=1, parent=None, parent_x=1.0, region="soma", ra=None, cm=None):
+    def __init__(self, name, length=None, diameter=None, nseg=1, parent=None, parent_x=1.0, region="soma", ra=None, cm=None,
+                 points=None):
         where = f"section {name!r}"
         if not isinstance(name, str) or not name:
             raise ModelError("a section needs a non-empty name")
-        if not (length > 0 and math.isfinite(length)):
-            raise ModelError(f"{where}: length must be a positive number of µm, got {length!r}")
-        if not (diameter > 0 and math.isfinite(diameter)):
-            raise ModelError(f"{where}: diameter must be a positive number of µm, got {diameter!r}")
         if int(nseg) != nseg or nseg < 1:
             raise ModelError(f"{where}: nseg must be a positive integer, got {nseg!r}")
         if not 0.0 <= parent_x <= 1.0:
@@ -34,16 +43,50 @@ class Section:
             raise ModelError(f"{where}: ra must be positive (Ω·cm), got {ra!r}")
         if cm is not None and cm <= 0:
             raise ModelError(f"{where}: cm must be positive (µF/cm²), got {cm!r}")
-        self.name, self.length, self.diameter, self.nseg = name, float(length), float(diameter), int(nseg)
+        self.name, self.nseg = name, int(nseg)
         self.parent, self.parent_x, self.region, self.ra, self.cm = parent, float(parent_x), region, ra, cm
+        if points is None:
+            if length is None or diameter is None:
+                raise ModelError(f"{where}: give length and diameter (µm), or points ([x, y, z, diameter] µm)")
+            if not (length > 0 and math.isfinite(length)):
+                raise ModelError(f"{where}: length must be a positive number of µm, got {length!r}")
+            if not (diameter > 0 and math.isfinite(diameter)):
+                raise ModelError(f"{where}: diameter must be a positive number of µm, got {diameter!r}")
+            self.points = None
+            self.length, self.diameter = float(length), float(diameter)
+        else:
+            if length is not None or diameter is not None:
+                raise ModelError(f"{where}: a section with points takes its length and diameter from them; "
+                                 f"leave length and diameter out")
+            self.points = _checked_points(points, where)
+            self.length = self.arc_lengths()[-1]
+            self.diameter = self.area / (math.pi * self.length)
 
     @property
     def area(self):
-        """Lateral area in µm²."""
-        return math.pi * self.diameter * self.length
+        """Lateral membrane area in µm² (the frustums' lateral surfaces for a section with points)."""
+        if self.points is None:
+            return math.pi * self.diameter * self.length
+        arcs = self.arc_lengths()
+        return sum(frustum_area_um2(s1 - s0, p0[3], p1[3])
+                   for s0, s1, p0, p1 in zip(arcs, arcs[1:], self.points, self.points[1:]))
+
+    def arc_lengths(self):
+        """Path length (µm) from the first point to each point; [0, length] for a cylinder."""
+        if self.points is None:
+            return [0.0, self.length]
+        arcs = [0.0]
+        for a, b in zip(self.points, self.points[1:]):
+            arcs.append(arcs[-1] + math.dist(a[:3], b[:3]))
+        return arcs
 
     def to_dict(self):
-        data = {"length": self.length, "diameter": self.diameter, "nseg": self.nseg, "region": self.region}
+        if self.points is None:
+            data = {"length": self.length, "diameter": self.diameter}
+        else:
+            data = {"length": round(self.length, DERIVED_DECIMALS), "diameter": round(self.diameter, DERIVED_DECIMALS),
+                    "points": [list(p) for p in self.points]}
+        data.update(nseg=self.nseg, region=self.region)
         if self.parent is not None:
             data["parent"] = self.parent
             data["parent_x"] = self.parent_x
@@ -54,7 +97,25 @@ class Section:
         return data
 
     def __repr__(self):
-        return f"Section({self.name!r}, L={self.length} µm, diam={self.diameter} µm, nseg={self.nseg})"
+        shape = f"{len(self.points)} points, " if self.points is not None else ""
+        return f"Section({self.name!r}, {shape}L={self.length:g} µm, diam={self.diameter:g} µm, nseg={self.nseg})"
+
+
+def _checked_points(points, where):
+    try:
+        rows = [tuple(float(v) for v in p) for p in points]
+    except (TypeError, ValueError):
+        raise ModelError(f"{where}: points must be a list of [x, y, z, diameter] numbers (µm)") from None
+    if len(rows) < 2:
+        raise ModelError(f"{where}: points needs at least 2 points [x, y, z, diameter] (µm), got {len(rows)}")
+    for k, row in enumerate(rows):
+        if len(row) != 4 or not all(math.isfinite(v) for v in row):
+            raise ModelError(f"{where}: points[{k}] must be 4 finite numbers [x, y, z, diameter] (µm), got {list(row)}")
+        if not row[3] > 0:
+            raise ModelError(f"{where}: points[{k}] has diameter {row[3]:g}; diameters must be positive (µm)")
+    if sum(math.dist(a[:3], b[:3]) for a, b in zip(rows, rows[1:])) <= 0:
+        raise ModelError(f"{where}: the points all coincide; a section needs a positive path length")
+    return tuple(rows)
 
 
 class Morphology:
@@ -107,131 +168,43 @@ class Morphology:
 
     @classmethod
     def from_dict(cls, data, where="morphology"):
+        """Sections from {name: {length, diameter | points, nseg, parent, parent_x, region, ra, cm}}.
+
+        A section with points may also carry the length and diameter its ``to_dict`` writes;
+        they must then agree with the points (within 1e-4 µm), so a stale value is an error
+        rather than silently ignored.
+        """
         if not isinstance(data, dict) or not data:
             raise ModelError(f"{where}: an object mapping section names to sections")
         sections = []
         for name, sdata in data.items():
             if not isinstance(sdata, dict):
-                raise ModelError(f"{where}.{name}: a section is an object with length, diameter, nseg")
-            unknown = set(sdata) - {"length", "diameter", "nseg", "parent", "parent_x", "region", "ra", "cm"}
+                raise ModelError(f"{where}.{name}: a section is an object with length and diameter (or points), nseg")
+            unknown = set(sdata) - {"length", "diameter", "points", "nseg", "parent", "parent_x", "region", "ra", "cm"}
             if unknown:
                 raise ModelError(f"{where}.{name}.{sorted(unknown)[0]}: unknown section field")
+            fields = dict(sdata)
             for key in ("length", "diameter"):
-                if key not in sdata:
-                    raise ModelError(f"{where}.{name}.{key}: missing (µm)")
-                value = sdata[key]
+                if key not in fields:
+                    if "points" not in fields:
+                        raise ModelError(f"{where}.{name}.{key}: missing (µm); give length and diameter, or points")
+                    continue
+                value = fields[key]
                 if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
                     raise ModelError(f"{where}.{name}.{key}: must be a positive number of µm, got {value!r}")
+            stated = {key: fields.pop(key) for key in ("length", "diameter") if "points" in fields and key in fields}
             try:
-                sections.append(Section(name, **sdata))
+                section = Section(name, **fields)
             except ModelError as err:
                 raise ModelError(f"{where}.{name}: {err}") from None
+            for key, value in stated.items():
+                derived = getattr(section, key)
+                if abs(value - derived) > DERIVED_TOLERANCE_UM:
+                    what = "path length" if key == "length" else "area-equivalent diameter"
+                    raise ModelError(f"{where}.{name}.{key}: {value:g} µm, but the points give a {what} of {derived:.4f} µm; "
+                                     f"a section with points takes its {key} from them: remove {key} or change the points")
+            sections.append(section)
         try:
             return cls(sections)
         except ModelError as err:
             raise ModelError(f"{where}: {err}") from None
-
-
-SWC_REGIONS = {1: "soma", 2: "axon", 3: "basal", 4: "apical"}
-
-
-def load_swc(path, max_segment_length=None):
-    """Read an SWC file into cylinder sections.
-
-    Each unbranched run of points of one type becomes a section whose length is the run's
-    path length and whose diameter preserves the run's lateral area. A one-point soma
-    becomes a cylinder of length = diameter = 2r (the same membrane area as the sphere).
-    ``max_segment_length`` (µm) sets nseg so that no segment is longer.
-    """
-    points = {}
-    with open(path) as handle:
-        for line_number, line in enumerate(handle, 1):
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            fields = line.split()
-            if len(fields) != 7:
-                raise ModelError(f"{path}:{line_number}: an SWC line has 7 fields (id type x y z radius parent), got {len(fields)}")
-            try:
-                ident, kind = int(fields[0]), int(fields[1])
-                x, y, z, radius = (float(v) for v in fields[2:6])
-                parent = int(fields[6])
-            except ValueError:
-                raise ModelError(f"{path}:{line_number}: SWC fields must be numbers") from None
-            if radius <= 0:
-                raise ModelError(f"{path}:{line_number}: radius must be positive, got {radius}")
-            if parent != -1 and parent not in points:
-                raise ModelError(f"{path}:{line_number}: parent {parent} is not defined before point {ident}")
-            points[ident] = (kind, (x, y, z), radius, parent)
-    if not points:
-        raise ModelError(f"{path}: no points")
-    children = {ident: [] for ident in points}
-    for ident, (_, _, _, parent) in points.items():
-        if parent != -1:
-            children[parent].append(ident)
-    root = next(ident for ident, p in points.items() if p[3] == -1)
-    soma_points = [i for i, p in points.items() if p[0] == 1]
-    sections = []
-    if len(soma_points) <= 1 or _three_point_soma(points, soma_points, root):
-        radius = points[root][2]
-        sections.append(Section("soma", 2 * radius, 2 * radius, 1, region="soma"))
-    else:
-        length, area = _run_geometry([points[p] for p in soma_points])
-        sections.append(Section("soma", length, area / (math.pi * length), 1, region="soma"))
-    soma_set = set(soma_points) or {root}
-    counters = {}
-
-    def start_runs(from_point, parent_name, parent_x):
-        for child in children[from_point]:
-            if child in soma_set:
-                continue
-            run = [child]
-            while len(children[run[-1]]) == 1 and points[children[run[-1]][0]][0] == points[child][0]:
-                run.append(children[run[-1]][0])
-            region = SWC_REGIONS.get(points[child][0], f"type{points[child][0]}")
-            counters[region] = counters.get(region, -1) + 1
-            name = f"{region}[{counters[region]}]"
-            start = _soma_surface(points, from_point, run[0]) if from_point in soma_set else points[from_point]
-            length, area = _run_geometry([start] + [points[p] for p in run])
-            nseg = 1 if max_segment_length is None else max(1, math.ceil(length / max_segment_length))
-            sections.append(Section(name, length, area / (math.pi * length), nseg, parent=parent_name, parent_x=parent_x, region=region))
-            start_runs(run[-1], name, 1.0)
-
-    for point in soma_set:
-        start_runs(point, "soma", 0.5 if point == root else 1.0)
-    return Morphology(sections)
-
-
-def _three_point_soma(points, soma_points, root):
-    """NeuroMorpho's convention: the root and two points one radius away on either side, all of
-    the root's radius; it stands for a cylinder of length = diameter = 2r."""
-    if len(soma_points) != 3 or root not in soma_points:
-        return False
-    others = [p for p in soma_points if p != root]
-    radius = points[root][2]
-    return all(points[p][3] == root and math.isclose(points[p][2], radius)
-               and math.isclose(math.dist(points[p][1], points[root][1]), radius, rel_tol=1e-3) for p in others)
-
-
-def _soma_surface(points, soma_point, first):
-    """Where a neurite leaves the soma: on the soma's surface towards its first point, with the
-    neurite's radius, so the soma's own radius and interior are not counted as neurite."""
-    _, centre, radius, _ = points[soma_point]
-    kind, position, neurite_radius, parent = points[first]
-    distance = math.dist(centre, position)
-    if distance <= radius:
-        return (kind, position, neurite_radius, parent)
-    surface = tuple(c + (p - c) * radius / distance for c, p in zip(centre, position))
-    return (kind, surface, neurite_radius, parent)
-
-
-def _run_geometry(run):
-    """Path length and lateral (frustum) area of consecutive (type, xyz, radius, parent) points."""
-    length = area = 0.0
-    for (_, (xa, ya, za), ra, _), (_, (xb, yb, zb), rb, _) in zip(run, run[1:]):
-        piece = math.dist((xa, ya, za), (xb, yb, zb))
-        length += piece
-        area += math.pi * (ra + rb) * math.sqrt(piece * piece + (ra - rb) ** 2)
-    if length <= 0:
-        raise ModelError("SWC: a neurite has zero length (its points coincide, or it ends inside the soma)")
-    return length, area

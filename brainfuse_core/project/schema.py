@@ -111,19 +111,29 @@ LIBRARY_CHANNEL = obj({"library": {"enum": sorted(CHANNELS)}, "gbar": non_negati
 
 CHANNEL = {"type": "object", "if": {"required": ["library"]}, "then": LIBRARY_CHANNEL, "else": FULL_CHANNEL}
 
-SECTION = obj(
-    {
-        "length": positive("µm"),
-        "diameter": positive("µm"),
-        "nseg": {"type": "integer", "minimum": 1},
-        "parent": {"type": "string"},
-        "parent_x": number("(fraction of the parent)", minimum=0, maximum=1),
-        "region": {"type": "string"},
-        "ra": positive("Ω·cm"),
-        "cm": positive("µF/cm²"),
-    },
-    ["length", "diameter"],
-)
+# A cylinder (length, diameter) or a path through 3-D points [x, y, z, diameter] (µm), whose
+# length and area-equivalent diameter are derived (and, if written, must agree with the points).
+SECTION = {
+    **obj(
+        {
+            "length": positive("µm"),
+            "diameter": positive("µm"),
+            "points": {"type": "array", "minItems": 2, "message": "points is a list of at least 2 [x, y, z, diameter] (µm)",
+                       "items": {"type": "array", "items": {"type": "number", "units": "µm"}, "minItems": 4, "maxItems": 4,
+                                 "message": "a point is [x, y, z, diameter] in µm"}},
+            "nseg": {"type": "integer", "minimum": 1},
+            "parent": {"type": "string"},
+            "parent_x": number("(fraction of the parent)", minimum=0, maximum=1),
+            "region": {"type": "string"},
+            "ra": positive("Ω·cm"),
+            "cm": positive("µF/cm²"),
+        },
+    ),
+    "if": {"required": ["points"]},
+    "else": {"required": ["length", "diameter"],
+             "properties": {key: {**positive("µm"), "message": "must be a positive number of µm (or give points instead)"}
+                            for key in ("length", "diameter")}},
+}
 
 WHERE = {"type": ["string", "array"], "items": {"type": "string"}, "message": "must be a section or region name, or a list of them"}
 
