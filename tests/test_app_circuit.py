@@ -6,7 +6,7 @@ import math
 import pytest
 
 from app.editors import circuit_graph as cg
-from app.editors.circuit_presets import COBAHH_SCALES, apply_preset, cobahh, layered_column
+from app.editors.circuit_presets import COBAHH_SCALES, COLUMN, DEFAULT_SCALE, PD_SCALES, SCALES, apply_preset, cobahh, make_preset
 from app.state import Workbench, blank_document, example_projects
 from brainfuse_core.project import Project
 from brainfuse_core.project.files import read_json
@@ -164,16 +164,31 @@ def test_cobahh_preset_keeps_the_in_degree(doc, label):
     assert doc["cells"]["traub"]["insert"][0]["channel"] == "leak_2"
 
 
-def test_layered_column_preset(doc):
-    preset = layered_column()
+@pytest.mark.parametrize("label", list(PD_SCALES))
+def test_potjans_diesmann_preset_at_every_offered_scale(doc, label):
+    scale = PD_SCALES[label]
+    preset = make_preset(COLUMN, label)
+    populations = preset["circuit"]["populations"]
+    cells = sum(entry["n"] for entry in populations.values() if "cell" in entry)
+    assert f"{cells:,} cells" in label and ("slow" in label) == (scale >= 0.25)
+    if scale > 0.05:
+        return  # the document itself is tested at 100 % in test_potjans_diesmann.py; applying it is the same
     apply_preset(doc, preset)
     Project(doc)
     graph = cg.build_graph(doc)
     assert {graph.nodes[name]["kind"] for name in graph} == {"cell", "poisson"}
     assert set(doc["layout"]["populations"]) == set(graph.nodes)
-    # Layers are drawn top to bottom: L2/3 above L4 above L5.
-    assert graph.nodes["L23_E"]["pos"][1] > graph.nodes["L4_E"]["pos"][1] > graph.nodes["L5_E"]["pos"][1]
-    assert all(0 < p["connect"]["p"] <= 1 for p in doc["circuit"]["projections"])
+    # Layers are drawn top to bottom, L2/3 to L6, inhibitory beside excitatory, each with its background source.
+    heights = [graph.nodes[f"{layer}e"]["pos"][1] for layer in ("L23", "L4", "L5", "L6")]
+    assert heights == sorted(heights, reverse=True)
+    for layer in ("L23", "L4", "L5", "L6"):
+        assert graph.nodes[f"{layer}i"]["pos"][1] == graph.nodes[f"{layer}e"]["pos"][1]
+        assert abs(graph.nodes[f"{layer}e_bg"]["pos"][1] - graph.nodes[f"{layer}e"]["pos"][1]) <= 1.0
+
+
+def test_every_preset_offers_its_default_scale():
+    for name, scales in SCALES.items():
+        assert DEFAULT_SCALE[name] in scales and all(0 < scale <= 1 for scale in scales.values()), name
 
 
 def test_preset_is_one_undoable_edit():
@@ -311,3 +326,12 @@ def test_only_the_grabbed_node_moves_when_a_tapped_one_was_dragged_along(editor)
     layout = editor.workbench.document["layout"]["populations"]
     assert layout["axon"] == axon and layout["P1"][0] == pytest.approx(sent["x"][1] + 1.5)
     assert canvas.nodes.data["x"][0] == axon[0], "axon is drawn back where it was"
+
+
+def test_choosing_the_column_preset_offers_its_scales_and_applies_one(editor):
+    editor.preset.value = COLUMN
+    assert editor.preset_scale.options == list(PD_SCALES) and editor.preset_scale.value == DEFAULT_SCALE[COLUMN]
+    editor.preset_scale.value = next(label for label, scale in PD_SCALES.items() if scale == 0.01)
+    editor._apply_preset()
+    populations = editor.workbench.document["circuit"]["populations"]
+    assert populations["L23e"]["n"] == 207 and populations["L6i"]["n"] == 29

@@ -16,7 +16,7 @@ from bokeh.plotting import figure
 
 from ..bokeh_updates import when_safe
 from . import circuit_graph as graph_model
-from .circuit_presets import COBAHH, COBAHH_SCALES, PRESETS, apply_preset, cobahh
+from .circuit_presets import COBAHH, DEFAULT_SCALE, PRESETS, SCALES, apply_preset, make_preset
 from .fields import BoundField, parse_number
 
 FRAME_WIDTH, FRAME_HEIGHT, BORDER = 690, 460, 10  # px; the frame's aspect matches graph_model.view_ranges
@@ -187,9 +187,9 @@ class CircuitEditor:
         self.delete_button = pn.widgets.Button(label="Delete selected", color="danger", css_classes=["bf-delete-selected"])
         self.delete_button.on_click(lambda event: self._delete())
         self.preset = pn.widgets.Select(label="Preset", options=list(PRESETS), css_classes=["bf-preset"], width=200)
-        self.preset.param.watch(lambda event: setattr(self.preset_scale, "visible", event.new == COBAHH), "value")
-        self.preset_scale = pn.widgets.Select(label="Size", options=list(COBAHH_SCALES), value="10 % (400 cells)",
-                                              css_classes=["bf-preset-scale"], width=160)
+        self.preset.param.watch(self._preset_chosen, "value")
+        self.preset_scale = pn.widgets.Select(label="Size", options=list(SCALES[COBAHH]), value=DEFAULT_SCALE[COBAHH],
+                                              css_classes=["bf-preset-scale"], width=200)
         self.preset_button = pn.widgets.Button(label="Replace circuit by preset", css_classes=["bf-apply-preset"], align="end")
         self.preset_button.on_click(lambda event: self._apply_preset())
         self.hint = pn.pane.Markdown(HINTS[False], css_classes=["bf-circuit-hint"], margin=(0, 10))
@@ -367,9 +367,12 @@ class CircuitEditor:
         else:
             self._notify("Select a population or a projection to delete.")
 
+    def _preset_chosen(self, event):
+        self.preset_scale.param.update(options=list(SCALES[event.new]), value=DEFAULT_SCALE[event.new])
+
     def _apply_preset(self):
         name = self.preset.value
-        preset = cobahh(COBAHH_SCALES[self.preset_scale.value]) if name == COBAHH else PRESETS[name]()
+        preset = make_preset(name, self.preset_scale.value)
         self.selection = None
         self._edit(lambda doc: apply_preset(doc, preset), f"preset {name}")
 
