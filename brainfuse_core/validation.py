@@ -18,6 +18,7 @@ Conventions shared by every case:
 import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +26,7 @@ import torch
 from .cells import Cell, Morphology, Section
 from .channels import Gate, Tabulated, channel
 from .errors import ModelError
+from .project import load_project
 from .recording import Probe
 from .simulation import Simulation
 from .solvers.reference_ode import solve_point_cell
@@ -278,6 +280,37 @@ def neuron_swc_sections(h, path):
     return sections
 
 
+def neuron_biophysics_like(h, cell, sections):
+    """Give NEURON's ``sections`` (by BrainFuse name) the nseg, Ra, cm and channel densities of ``cell``.
+
+    ``hh_na`` and ``hh_k`` become ``hh``'s gnabar and gkbar (with its own leak off); the
+    gate-less leak channels of a section become one ``pas`` whose g is their sum and whose e
+    the conductance-weighted mean of their reversals (the same current at every voltage).
+    """
+    leaks = [name for name, ch in cell.channels.items() if not ch.gates]
+    unknown = set(cell.channels) - set(leaks) - {"hh_na", "hh_k"}
+    if unknown:
+        raise ModelError(f"channels {sorted(unknown)} have no NEURON counterpart here; use hh_na, hh_k and leaks")
+    densities = {name: cell.density(name).numpy() for name in cell.channels}
+    for name, section in sections.items():
+        ours = cell.morphology.sections[name]
+        section.nseg = ours.nseg
+        section.Ra = ours.ra if ours.ra is not None else cell.ra
+        section.cm = ours.cm if ours.cm is not None else cell.cm
+        node = cell.layout.node(name, 0.5)
+        gna, gk = (float(densities[n][node]) if n in densities else 0.0 for n in ("hh_na", "hh_k"))
+        if gna or gk:
+            section.insert("hh")
+            for segment in section:
+                segment.hh.gnabar, segment.hh.gkbar, segment.hh.gl = gna, gk, 0.0
+        g = sum(float(densities[n][node]) for n in leaks)
+        if g:
+            e = sum(float(densities[n][node]) * cell.reversal(cell.channels[n]) for n in leaks) / g
+            section.insert("pas")
+            for segment in section:
+                segment.pas.g, segment.pas.e = g, e
+
+
 # ------------------------------------------------------------------------------------ (a) squid vs NEURON
 
 def squid_vs_neuron(quick=False):
@@ -502,6 +535,61 @@ def rallpack2_vs_neuron(quick=False):
     return records
 
 
+# ------------------------------------------------------------------------------------ (e3) an SWC cell
+
+EXAMPLE_SWC_PROJECT = Path(__file__).resolve().parents[1] / "projects" / "l5_pyramidal.json"
+EXAMPLE_SWC = EXAMPLE_SWC_PROJECT.parent / "morphologies" / "l5_pyramidal.swc"
+
+
+def swc_cell_vs_neuron(quick=False):
+    """The L5-pyramidal-like example (projects/l5_pyramidal.json, 45 sections with 3-D points, 331
+    segments) against NEURON reading the same SWC through Import3d, with the same nseg, hh/pas
+    densities and the project's 1 nA step at the soma; dt 0.025 ms, backward Euler, 6.3 °C.
+
+    Judged: mean |ΔV| at the soma over the run < 0.5 mV, and the same spike count. Reported: the
+    max |ΔV| at every recording site and the largest spike-time difference. Quick: 40 ms instead
+    of the project's 120 ms.
+    """
+    name = "swc_cell_vs_neuron"
+    if not EXAMPLE_SWC_PROJECT.exists():
+        return [_skipped(f"{name}/soma", "mean |ΔV| at the soma vs NEURON (mV)", f"{EXAMPLE_SWC_PROJECT} not found")]
+    h = _neuron()
+    if h is None:
+        return [_skipped(f"{name}/soma", "mean |ΔV| at the soma vs NEURON (mV)", "neuron not installed")]
+    project = load_project(EXAMPLE_SWC_PROJECT)
+    data = project.to_dict()
+    run = data["run"]
+    if (run["celsius"], run["method"], data["cells"]["l5"]["v_init"]) != (CELSIUS, "backward_euler", V_INIT_MV):
+        raise ModelError(f"{EXAMPLE_SWC_PROJECT}: the comparison runs NEURON at {CELSIUS} °C with backward Euler from {V_INIT_MV} mV")
+    duration = 40.0 if quick else run["duration"]
+    result = project.run(duration)
+    cell = project.build().network.populations["l5"].cell
+    sections = neuron_swc_sections(h, EXAMPLE_SWC)
+    neuron_biophysics_like(h, cell, sections)
+    clamps = []
+    for stimulus in data["stimuli"]:
+        clamp = h.IClamp(sections[stimulus["section"]](stimulus["x"]))
+        clamp.amp, clamp.delay, clamp.dur = stimulus["amp"], stimulus["delay"], stimulus["dur"]
+        clamps.append(clamp)
+    sites = data["recordings"]
+    theirs = _run_neuron(h, [sections[site["section"]](site["x"]) for site in sites], run["dt"], duration)
+    records = []
+    for site, reference in zip(sites, theirs):
+        mine = result.traces[site["name"]][0, 0].numpy()
+        difference = np.abs(mine - reference)
+        if site["name"] == "soma":
+            my_spikes, their_spikes = _spike_times(mine, run["dt"]), _spike_times(reference, run["dt"])
+            records += [
+                _at_most(f"{name}/soma", "mean |ΔV| at the soma vs NEURON (mV)", difference.mean(), 0.5,
+                         f"{duration:g} ms, {len(their_spikes)} spikes in NEURON"),
+                _at_most(f"{name}/spike_count", "|Δ spike count| at the soma vs NEURON", abs(len(my_spikes) - len(their_spikes)), 0),
+                _reported(f"{name}/spike_times", "max |Δ spike time| at the soma vs NEURON (ms)",
+                          _spike_time_difference(my_spikes, their_spikes)),
+            ]
+        records.append(_reported(f"{name}/{site['name']}/max", f"{site['name']}: max |ΔV| vs NEURON (mV)", difference.max()))
+    return records
+
+
 # ------------------------------------------------------------------------------------ (f) f–I curve
 
 FI_DT_MS = 0.025
@@ -678,7 +766,7 @@ def gradients_vs_finite_differences(quick=False):
 # ------------------------------------------------------------------------------------ all cases
 
 CASES = (squid_vs_neuron, convergence_to_exact, float32_vs_float64, rallpack1_vs_analytic, rallpack2_vs_neuron,
-         rallpack3_vs_neuron, fi_curve_vs_neuron, gradients_vs_finite_differences)
+         rallpack3_vs_neuron, swc_cell_vs_neuron, fi_curve_vs_neuron, gradients_vs_finite_differences)
 
 
 def run_cases(quick=False):
