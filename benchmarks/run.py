@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.run            # full sizes (about 10 minutes on 2 cores)
     .venv/bin/python -m benchmarks.run --quick    # small sizes, a smoke run
     .venv/bin/python -m benchmarks.run --only workbench   # the workbench's responsiveness
+    .venv/bin/python -m benchmarks.run --only potjans_diesmann   # the 10 % cortical column against Brian2
 
 Every measurement runs in a fresh process (``benchmarks.peers.isolate``), so no simulator
 profits from another's caches. Tables report throughput and the split between build/compile
@@ -14,6 +15,7 @@ import subprocess
 import sys
 
 from .memory_backward import run_isolated as run_memory
+from .potjans_diesmann import compare as potjans_diesmann
 from .peers import hh_independent as peer_hh
 from .peers.cobahh import SIMULATORS as COBAHH_PEERS
 from .peers.isolate import run_isolated
@@ -54,13 +56,15 @@ def cobahh(duration_ms):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="BrainFuse benchmarks against NEURON and Brian2")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    parser.add_argument("--only", choices=("independent", "cobahh", "memory", "workbench"), help="run one table")
+    parser.add_argument("--only", choices=("independent", "cobahh", "potjans_diesmann", "memory", "workbench"), help="run one table")
     args = parser.parse_args(argv)
     wanted = lambda name: args.only in (None, name)
     if wanted("independent"):
         independent_neurons(1000, 50.0) if args.quick else independent_neurons(10_000, 1000.0)
     if wanted("cobahh"):
         cobahh(50.0 if args.quick else 1000.0)
+    if wanted("potjans_diesmann"):
+        potjans_diesmann(*((0.02, 300.0) if args.quick else (0.1, 1000.0)))
     if wanted("memory"):
         memory(*((100, 1000) if args.quick else (1000, 10_000)))
     if wanted("workbench"):
