@@ -9,7 +9,7 @@ and no current, so they always equal the centre voltage.
 
 For a cylinder every segment has area π d L / nseg and each half-segment the resistance of
 a cylinder of length L / (2 nseg). For a section with 3-D points the integrals follow
-NEURON's ``diam_from_list`` (nrn/src/nrnoc/treeset.cpp): the path is cut at the half-segment
+NEURON's ``diam_from_list`` (src/nrnoc/treeset.cpp): the path is cut at the half-segment
 boundaries (multiples of L / (2 nseg) of arc length), the diameter is interpolated linearly
 in arc length at each cut, and over every piece between consecutive cuts and points the
 frustum's lateral area π (r0 + r1) √(δ² + (r1 − r0)²) and resistance 4 Ra δ / (π d0 d1)

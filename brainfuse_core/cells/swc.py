@@ -44,7 +44,7 @@ def load_swc(path, max_segment_length=None):
     if max_segment_length is not None and not max_segment_length > 0:
         raise ModelError(f"max_segment_length must be a positive number of µm, got {max_segment_length!r}")
     counters, sections = {}, []
-    for piece in _sections(_read(path)):
+    for piece in _Import3dCut(_read(path)).sections():
         region = SWC_REGIONS.get(piece["type"], f"type{piece['type']}")
         k = counters[region] = counters.get(region, -1) + 1
         piece["name"] = "soma" if (region, k) == ("soma", 0) else f"{region}[{k}]"
@@ -110,94 +110,95 @@ def _read(path):
 CONTINUES = 100
 
 
-def _sections(points):
-    n = len(points)
-    kind = [p[1] for p in points]
-    xyz = [p[2:5] for p in points]
-    diameter = [p[5] for p in points]
-    parent = [p[6] for p in points]
+class _Import3dCut:
+    """Id-ordered SWC points cut into sections (dicts of type, parent, parent_x, points) by Import3d's rules."""
 
-    marks, to_proximal = [0] * n, [False] * n
-    for i in range(1, n):
-        p = parent[i]
-        marks[p] += CONTINUES
-        if p != i - 1:
-            marks[p] += 1
-            # A branch from the first point of a neurite wired to the soma (or from a non-soma
-            # root) goes to that neurite's x = 0 rather than making a one-point section.
-            if (p > 1 and kind[p] != SOMA and kind[parent[p]] == SOMA) or (p == 0 and kind[0] != SOMA):
-                to_proximal[i] = True
-                marks[p] = CONTINUES
-        if kind[p] != kind[i]:
-            marks[p] += 1
+    def __init__(self, points):
+        self.n = len(points)
+        self.kind = [p[1] for p in points]
+        self.xyz = [p[2:5] for p in points]
+        self.diameter = [p[5] for p in points]
+        self.parent = [p[6] for p in points]
+        self.marks, self.to_proximal = self._branch_marks()
+        self.soma_children = [0] * self.n
+        for i in range(1, self.n):
+            if self.kind[i] == SOMA and self.kind[self.parent[i]] == SOMA:
+                self.soma_children[self.parent[i]] += 1
+        self.sphere = sum(k == SOMA for k in self.kind) == 3 and self._neuromorpho_soma()
+        if self.sphere:
+            self.parent[2] = 1  # the three points are one section, of which only the root is kept
+        for i in range(self.n - 1):
+            if (self.kind[i] == SOMA and self.kind[i + 1] == SOMA and self.parent[i + 1] == i
+                    and not (i != 0 and self.soma_children[i] > 1)):
+                self.marks[i] = CONTINUES
 
-    soma_children = [0] * n
-    for i in range(1, n):
-        if kind[i] == SOMA and kind[parent[i]] == SOMA:
-            soma_children[parent[i]] += 1
-    sphere = sum(k == SOMA for k in kind) == 3 and _neuromorpho_soma(points, marks)
-    if sphere:
-        parent[2] = 1
-    for i in range(n - 1):
-        if kind[i] == SOMA and kind[i + 1] == SOMA and parent[i + 1] == i and not (i != 0 and soma_children[i] > 1):
-            marks[i] = CONTINUES
+    def _branch_marks(self):
+        kind, parent = self.kind, self.parent
+        marks, to_proximal = [0] * self.n, [False] * self.n
+        for i in range(1, self.n):
+            p = parent[i]
+            marks[p] += CONTINUES
+            if p != i - 1:
+                marks[p] += 1
+                # A branch from the first point of a neurite wired to the soma (or from a non-soma
+                # root) goes to that neurite's x = 0 rather than making a one-point section.
+                if (p > 1 and kind[p] != SOMA and kind[parent[p]] == SOMA) or (p == 0 and kind[0] != SOMA):
+                    to_proximal[i] = True
+                    marks[p] = CONTINUES
+            if kind[p] != kind[i]:
+                marks[p] += 1
+        return marks, to_proximal
 
-    ends = [i for i in range(n) if marks[i] != CONTINUES]
-    section_of, pieces, first = [0] * n, [], 0
-    for k, last in enumerate(ends):
-        for i in range(first, last + 1):
-            section_of[i] = k
-        pieces.append(_piece(k, first, last, pieces, section_of, kind, xyz, diameter, parent, soma_children, to_proximal, sphere))
-        first = last + 1
-    return _drop_zero_length(pieces)
+    def _neuromorpho_soma(self):
+        """The root and two children with its diameter, nothing attached to them, whose distances to it add up to it (1 %)."""
+        if self.parent[1] != 0 or self.parent[2] != 0 or self.marks[1] != 0 or self.marks[2] != 0:
+            return False
+        d = self.diameter[0]
+        if self.diameter[1] != d or self.diameter[2] != d:
+            return False
+        return abs((math.dist(self.xyz[1], self.xyz[0]) + math.dist(self.xyz[2], self.xyz[0])) / d - 1.0) < 0.01
 
+    def sections(self):
+        ends = [i for i in range(self.n) if self.marks[i] != CONTINUES]
+        section_of, pieces, first = [0] * self.n, [], 0
+        for last in ends:
+            for i in range(first, last + 1):
+                section_of[i] = len(pieces)
+            pieces.append(self._root(first, last) if not pieces else self._branch(first, last, pieces[section_of[self.parent[first]]]))
+            first = last + 1
+        return _drop_zero_length(pieces)
 
-def _neuromorpho_soma(points, marks):
-    """Three soma points: the root and two children of its diameter whose distances to it add up to it (within 1 %)."""
-    if len(points) < 3 or points[1][6] != 0 or points[2][6] != 0 or marks[1] != 0 or marks[2] != 0:
-        return False
-    d = points[0][5]
-    if points[1][5] != d or points[2][5] != d:
-        return False
-    spread = math.dist(points[1][2:5], points[0][2:5]) + math.dist(points[2][2:5], points[0][2:5])
-    return abs(spread / d - 1.0) < 0.01
-
-
-def _piece(k, first, last, pieces, section_of, kind, xyz, diameter, parent, soma_children, to_proximal, sphere):
-    """One section: its type, parent piece, parent_x and 3-D points (x, y, z, diameter)."""
-    if k == 0:
-        indices = [0] if sphere else list(range(first, last + 1))
-        rows = [(*xyz[i], diameter[i]) for i in indices]
+    def _root(self, first, last):
+        indices = [0] if self.sphere else list(range(first, last + 1))
+        rows = [(*self.xyz[i], self.diameter[i]) for i in indices]
         if len(rows) == 1:
             (x, y, z, d), = rows
             rows = [(x - d / 2, y, z, d), (x, y, z, d), (x + d / 2, y, z, d)]
-        return {"type": kind[first], "parent": None, "parent_x": 1.0, "points": rows, "first": first, "size": len(indices)}
-    at = parent[first]
-    above = pieces[section_of[at]]
-    own = last - first + 1
-    neurite_on_soma = above["type"] == SOMA and kind[first] != SOMA
-    parent_x, wire = 1.0, False
-    settled = False
-    if above is pieces[0]:
-        settled = True
-        if neurite_on_soma and above["size"] == 1:
-            parent_x, wire = 0.5, own > 1
-        elif at == above["first"]:
-            parent_x, wire = 0.0, kind[first] != SOMA and soma_children[at] > 1
-        else:
-            settled = False
-    if not settled and above["type"] == SOMA:
-        last_of_above = above["first"] + above["size"] - 1
-        if at < last_of_above:
-            parent_x, wire = 0.5, neurite_on_soma and own > 1
-        elif own > 1 and soma_children[at] > 1 and kind[first] != SOMA:
-            wire = True
-    start_diameter = diameter[first] if above["type"] == SOMA and kind[first] != SOMA else diameter[at]
-    rows = [(*xyz[at], start_diameter)] + [(*xyz[i], diameter[i]) for i in range(first, last + 1)]
-    if to_proximal[first]:
-        parent_x = 0.0
-    return {"type": kind[first], "parent": above, "parent_x": parent_x, "points": rows[1:] if wire else rows,
-            "first": first, "size": own}
+        return {"type": self.kind[first], "parent": None, "parent_x": 1.0, "points": rows, "first": first, "size": len(indices)}
+
+    def _branch(self, first, last, above):
+        at = self.parent[first]
+        parent_x, wire = self._attachment(first, last - first + 1, above)
+        neurite_on_soma = above["type"] == SOMA and self.kind[first] != SOMA
+        rows = [(*self.xyz[at], self.diameter[first] if neurite_on_soma else self.diameter[at])]
+        rows += [(*self.xyz[i], self.diameter[i]) for i in range(first, last + 1)]
+        return {"type": self.kind[first], "parent": above, "parent_x": 0.0 if self.to_proximal[first] else parent_x,
+                "points": rows[1:] if wire else rows, "first": first, "size": last - first + 1}
+
+    def _attachment(self, first, own, above):
+        """(parent_x, joined by a wire) of a section of ``own`` points starting at ``first`` on section ``above``."""
+        at = self.parent[first]
+        neurite_on_soma = above["type"] == SOMA and self.kind[first] != SOMA
+        if above["parent"] is None:
+            if neurite_on_soma and above["size"] == 1:
+                return 0.5, own > 1
+            if at == above["first"]:
+                return 0.0, self.kind[first] != SOMA and self.soma_children[at] > 1
+        if above["type"] == SOMA:
+            if at < above["first"] + above["size"] - 1:
+                return 0.5, neurite_on_soma and own > 1
+            return 1.0, own > 1 and self.soma_children[at] > 1 and self.kind[first] != SOMA
+        return 1.0, False
 
 
 def _drop_zero_length(pieces):
