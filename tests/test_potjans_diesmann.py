@@ -99,11 +99,25 @@ def test_compensation_replaces_the_lost_mean_current():
     assert current[l6e] == pytest.approx(0.8 * by_hand)
 
 
+def test_ball_and_stick_cells_take_excitation_on_the_dendrite():
+    doc = pd.project(0.01, cell="ball_and_stick")
+    Project(doc)
+    (cell,) = doc["cells"].values()
+    assert cell["morphology"]["dend"]["parent"] == "soma" and cell["morphology"]["dend"]["region"] == "basal"
+    for projection in doc["circuit"]["projections"]:
+        excitatory = projection["synapse"]["e_rev"] == pd.E_EXC_MV
+        assert projection.get("target") == ({"region": "basal"} if excitatory else None)
+    point = pd.project(0.01)
+    assert [p["connect"] for p in doc["circuit"]["projections"]] == [p["connect"] for p in point["circuit"]["projections"]]
+
+
 def test_scale_outside_the_range_is_refused():
     with pytest.raises(ModelError, match=r"1 % to 100 %"):
         pd.project(0.001)
     with pytest.raises(ModelError, match=r"1 % to 100 %"):
         pd.project(2.0)
+    with pytest.raises(ModelError, match=r"point, ball_and_stick"):
+        pd.project(0.05, cell="pyramidal")
 
 
 def test_shipped_project_is_the_generated_one():

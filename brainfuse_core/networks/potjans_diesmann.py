@@ -13,7 +13,9 @@ integrate-and-fire neurons become single-compartment Traub–Miles HH cells (pro
 channels) with the LIF's capacitance (250 pF), leak (τ_m = 10 ms, −65 mV) and threshold (≈ −50 mV);
 current synapses become conductance-based exponential synapses whose charge per spike equals the
 model's PSC charge at a reference potential (``V_REF``); weights and delays are fixed per projection
-(the model draws them from normal distributions with 10 % and 50 % relative spread).
+(the model draws them from normal distributions with 10 % and 50 % relative spread). Optionally
+(``cell="ball_and_stick"``) every cell gets a thin passive basal dendrite on which all excitatory
+synapses, local and external, are spread; inhibition stays on the soma.
 
 External drive: each population has a Poisson source of one train per cell at K_ext × 8 Hz, connected
 one to one — the sum of K_ext independent 8 Hz trains is one Poisson train at the summed rate.
@@ -77,7 +79,12 @@ E_EXC_MV, E_INH_MV = 0.0, -80.0
 V_REF_MV = -60.0
 V_INIT_MEAN_MV, V_INIT_STD_MV = -65.0, 5.0
 SPIKE_THRESHOLD_MV = -20.0
-CELL = "hh_point"
+CELL_NAMES = {"point": "hh_point", "ball_and_stick": "hh_ball_and_stick"}
+CELL = CELL_NAMES["point"]
+# The optional dendrite: thin and passive, a few percent of the soma's membrane, so the cell's input
+# resistance and time constant stay near the point neuron's while synaptic input is filtered by a cable.
+DENDRITE = {"length": 200.0, "diameter": 2.0, "nseg": 5}
+DENDRITE_RA = 100.0  # Ω·cm
 
 MIN_SCALE, MAX_SCALE = 0.01, 1.0
 LAYOUT_X = {"e": 2.0, "i": 4.5, "bg": 7.0}
@@ -138,11 +145,15 @@ def compensation_currents_na(scale):
     return -(1.0 - math.sqrt(scale)) * (conductance * (V_REF_MV - reversal)[None, :]).sum(1)
 
 
-def project(scale=0.05, duration=1000.0, dt=0.1, dtype="float32", seed=0):
+def project(scale=0.05, duration=1000.0, dt=0.1, dtype="float32", seed=0, cell="point"):
     """A project document of the microcircuit at ``scale`` (0.01–1) for ``duration`` ms at ``dt`` ms.
-    ``seed`` shifts every random seed (initial voltages, connectivity, Poisson drive) together."""
+    ``seed`` shifts every random seed (initial voltages, connectivity, Poisson drive) together. ``cell``:
+    "point" (the HH point neuron) or "ball_and_stick" (the same soma with a passive basal dendrite that
+    receives all excitatory synapses, spread over its segments; inhibition stays on the soma)."""
     if not MIN_SCALE <= scale <= MAX_SCALE:
         raise ModelError(f"Potjans–Diesmann scale must lie in [{MIN_SCALE}, {MAX_SCALE}] (1 % to 100 %), got {scale!r}")
+    if cell not in CELL_NAMES:
+        raise ModelError(f"Potjans–Diesmann cell must be one of {', '.join(CELL_NAMES)}, got {cell!r}")
     sizes = scaled_sizes(scale)
     in_degrees = scaled_in_degrees(scale)
     weights = full_weights_us() / math.sqrt(scale)
@@ -154,12 +165,17 @@ def project(scale=0.05, duration=1000.0, dt=0.1, dtype="float32", seed=0):
         "traub_kd": {"library": "traub_kd", "gbar": TRAUB_KD_S_PER_CM2, "vt": TRAUB_VT_MV},
     }
     side = math.sqrt(SOMA_AREA_UM2 / math.pi)  # a cylinder with L = diam has area π·L²
-    cells = {CELL: {"morphology": {"soma": {"length": side, "diameter": side, "nseg": 1}}, "cm": 1.0, "v_init": E_L_MV,
-                    "reversals": {"na": 50.0, "k": -90.0},
-                    "insert": [{"channel": "leak"}, {"channel": "traub_na"}, {"channel": "traub_kd"}]}}
+    morphology = {"soma": {"length": side, "diameter": side, "nseg": 1}}
+    insert = [{"channel": "leak"}, {"channel": "traub_na", "where": "soma"}, {"channel": "traub_kd", "where": "soma"}]
+    excitatory_target = None
+    if cell == "ball_and_stick":
+        morphology["dend"] = {**DENDRITE, "parent": "soma", "region": "basal"}
+        excitatory_target = {"region": "basal"}
+    cells = {CELL_NAMES[cell]: {"morphology": morphology, "cm": 1.0, "ra": DENDRITE_RA, "v_init": E_L_MV,
+                    "reversals": {"na": 50.0, "k": -90.0}, "insert": insert}}
     populations, projections = {}, []
     for k, name in enumerate(POPULATIONS):
-        populations[name] = {"cell": CELL, "n": sizes[k], "threshold": SPIKE_THRESHOLD_MV,
+        populations[name] = {"cell": CELL_NAMES[cell], "n": sizes[k], "threshold": SPIKE_THRESHOLD_MV,
                              "v_init": {"normal": {"mean": V_INIT_MEAN_MV, "std": V_INIT_STD_MV}, "seed": seed + 1 + k}}
     for k, name in enumerate(POPULATIONS):
         populations[f"{name}_bg"] = {"poisson": {"n": sizes[k], "rate_hz": EXTERNAL_IN_DEGREES[k] * BACKGROUND_RATE_HZ,
@@ -170,31 +186,33 @@ def project(scale=0.05, duration=1000.0, dt=0.1, dtype="float32", seed=0):
             if k_in == 0:
                 continue
             excitatory = is_excitatory(pre)
-            projections.append({
+            projections.append(_targeted({
                 "pre": pre, "post": post,
                 "synapse": {"kind": "exp", "tau": TAU_SYN_MS, "e_rev": E_EXC_MV if excitatory else E_INH_MV},
                 "connect": {"rule": "fixed_indegree", "k": k_in, "allow_self": False},
                 "weight": _round(weights[post_k, pre_k]),
                 "delay": DELAY_EXCITATORY_MS if excitatory else DELAY_INHIBITORY_MS,
                 "seed": seed + 1000 + 8 * post_k + pre_k,
-            })
+            }, excitatory_target if excitatory else None))
     for k, name in enumerate(POPULATIONS):
-        projections.append({
+        projections.append(_targeted({
             "pre": f"{name}_bg", "post": name, "synapse": {"kind": "exp", "tau": TAU_SYN_MS, "e_rev": E_EXC_MV},
             "connect": {"rule": "explicit", "pairs": [[i, i] for i in range(sizes[k])]},
             "weight": _round(external_weight_us()), "delay": dt,
-        })
+        }, excitatory_target))
     percent = f"{scale * 100:g}"
+    neurons = "HH point neurons" if cell == "point" else "ball-and-stick HH neurons (excitation on a passive dendrite)"
+    options = "" if cell == "point" else f" --cell {cell}"
     return {
         "format": "brainfuse-project",
         "version": 1,
         "description": (
             f"Potjans-Diesmann cortical microcircuit (Cereb. Cortex 24:785, 2014) at {percent} % scale "
-            f"({sum(sizes)} HH point neurons in 8 populations, L2/3-L6 e/i), with Traub-Miles cells, conductance "
+            f"({sum(sizes)} {neurons} in 8 populations, L2/3-L6 e/i), with Traub-Miles cells, conductance "
             "synapses, Poisson background at K_ext x 8 Hz per cell, and van Albada et al. (2015) scaling "
             "(in-degrees x s, weights / sqrt(s), lost mean input as DC). Generated by "
             f"brainfuse_core.networks.potjans_diesmann.project(scale={scale:g}); regenerate with "
-            f"python -m brainfuse_core.networks.potjans_diesmann {scale:g} PATH."),
+            f"python -m brainfuse_core.networks.potjans_diesmann {scale:g} PATH{options}."),
         "channels": channels,
         "cells": cells,
         "circuit": {"populations": populations, "projections": projections},
@@ -204,6 +222,10 @@ def project(scale=0.05, duration=1000.0, dt=0.1, dtype="float32", seed=0):
         "run": {"duration": duration, "dt": dt, "celsius": 36.0, "method": "backward_euler", "dtype": dtype, "batch": 1},
         "layout": {"populations": layout()},
     }
+
+
+def _targeted(projection, target):
+    return projection if target is None else {**projection, "target": target}
 
 
 def layout():
@@ -233,8 +255,9 @@ def main(argv=None):
     parser.add_argument("scale", type=float, help="fraction of the full model's neurons and in-degrees, 0.01 to 1")
     parser.add_argument("path", help="the project file to write")
     parser.add_argument("--duration", type=float, default=1000.0, help="run length (ms)")
+    parser.add_argument("--cell", choices=list(CELL_NAMES), default="point", help="the neuron model of every population")
     args = parser.parse_args(argv)
-    Project(project(args.scale, duration=args.duration)).save(args.path)
+    Project(project(args.scale, duration=args.duration, cell=args.cell)).save(args.path)
 
 
 if __name__ == "__main__":
