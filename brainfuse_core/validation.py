@@ -283,15 +283,17 @@ def neuron_swc_sections(h, path):
 def neuron_biophysics_like(h, cell, sections):
     """Give NEURON's ``sections`` (by BrainFuse name) the nseg, Ra, cm and channel densities of ``cell``.
 
-    ``hh_na`` and ``hh_k`` become ``hh``'s gnabar and gkbar (with its own leak off); the
-    gate-less leak channels of a section become one ``pas`` whose g is their sum and whose e
-    the conductance-weighted mean of their reversals (the same current at every voltage).
+    Channels with the library's ``hh_na`` and ``hh_k`` kinetics become ``hh``'s gnabar and
+    gkbar (with its own leak off, ena and ek the cell's); the gate-less leak channels of a
+    section become one ``pas`` whose g is their sum and whose e the conductance-weighted mean
+    of their reversals (the same current at every voltage).
     """
     leaks = [name for name, ch in cell.channels.items() if not ch.gates]
-    unknown = set(cell.channels) - set(leaks) - {"hh_na", "hh_k"}
-    if unknown:
-        raise ModelError(f"channels {sorted(unknown)} have no NEURON counterpart here; use hh_na, hh_k and leaks")
+    for name in set(cell.channels) - set(leaks):
+        if name not in ("hh_na", "hh_k") or cell.channels[name].to_dict()["gates"] != channel(name).to_dict()["gates"]:
+            raise ModelError(f"channel {name!r} has no NEURON counterpart here; use the library's hh_na and hh_k, and leaks")
     densities = {name: cell.density(name).numpy() for name in cell.channels}
+    ena, ek = (cell.reversal(cell.channels[n]) if n in cell.channels else cell.reversals[ion] for n, ion in (("hh_na", "na"), ("hh_k", "k")))
     for name, section in sections.items():
         ours = cell.morphology.sections[name]
         section.nseg = ours.nseg
@@ -303,6 +305,7 @@ def neuron_biophysics_like(h, cell, sections):
             section.insert("hh")
             for segment in section:
                 segment.hh.gnabar, segment.hh.gkbar, segment.hh.gl = gna, gk, 0.0
+                segment.ena, segment.ek = ena, ek
         g = sum(float(densities[n][node]) for n in leaks)
         if g:
             e = sum(float(densities[n][node]) * cell.reversal(cell.channels[n]) for n in leaks) / g
