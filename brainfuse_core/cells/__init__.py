@@ -1,4 +1,4 @@
-"""Cells built from cylinders: morphology, SWC import, NEURON-style discretisation, biophysics."""
+"""Cells built from sections (cylinders or paths through 3-D points): morphology, SWC import, NEURON-style discretisation, biophysics."""
 
 from .cell import Cell
 from .layout import NodeLayout, build_layout
