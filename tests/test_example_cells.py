@@ -7,7 +7,6 @@ import importlib.util
 import json
 
 import numpy as np
-import pytest
 
 import brainfuse_core as bf
 from brainfuse_core import validation
