@@ -1,22 +1,20 @@
-"""The Cell pane: a cell's cylinders (sections), its passive properties and its channel densities.
+"""The Cell pane: the cell builder (a to-scale schematic to grow, re-attach and select cylinders,
+the selected cylinder's properties and densities, SWC import), a run of the cell with live
+voltage views, and tables of every section and insertion with the cell's passive properties.
 
-Tables edit the document's ``cells.<name>`` entry row by row; a schematic draws the cylinders
-as a tree (width by diameter) so the structure is visible at a glance. Every change is one
-validated ``workbench.edit``; a refused change is explained inline and the table is redrawn
-from the document.
+Every change is one validated ``workbench.edit``; a refused change is explained inline and the
+controls are redrawn from the document.
 """
 
 import copy
-import math
 
 import pandas as pd
 import panel as pn
-from bokeh.models import ColumnDataSource, HoverTool
-from bokeh.plotting import figure
 
-from brainfuse_core.channels import CHANNELS
-
-from ..bokeh_updates import when_safe
+from . import cell_builder_document as cell_docs
+from .cell_builder import CellBuilder
+from .cell_builder_geometry import section_ends
+from .cell_builder_live import CellRunPanel
 from .fields import BoundField, parse_number
 
 SECTION_COLUMNS = {"length": "length (µm)", "diameter": "diameter (µm)", "nseg": "nseg", "parent": "parent",
@@ -45,30 +43,8 @@ def cell_field(workbench, cell_name, key, label, css, placeholder="", **bounds):
     return BoundField(workbench, label, read, write, lambda text: parse_number(text, **bounds), css, placeholder=placeholder)
 
 
-def section_layout(morphology):
-    """(x0, y0, x1, y1) per section for the schematic: the root along +x from 0, each child leaving its
-    parent's attachment point at an angle that fans siblings out; lengths in µm."""
-    children = {}
-    roots = []
-    for name, section in morphology.items():
-        parent = section.get("parent")
-        (children.setdefault(parent, []) if parent in morphology else roots).append(name)
-    placed = {}
-
-    def place(name, x0, y0, angle):
-        length = morphology[name]["length"]
-        x1, y1 = x0 + length * math.cos(angle), y0 + length * math.sin(angle)
-        placed[name] = (x0, y0, x1, y1)
-        kids = children.get(name, [])
-        for k, child in enumerate(kids):
-            fraction = morphology[child].get("parent_x", 1.0)
-            cx, cy = x0 + fraction * (x1 - x0), y0 + fraction * (y1 - y0)
-            spread = 0.0 if len(kids) == 1 else (k / (len(kids) - 1) - 0.5) * math.pi * 0.8
-            place(child, cx, cy, angle + spread + (0.0 if len(kids) > 1 else 0.3))
-
-    for k, root in enumerate(roots):
-        place(root, 0.0, -200.0 * k, 0.0)
-    return placed
+# Where each section starts and ends on the schematic, (x0, y0, x1, y1) µm: the name callers know it by.
+section_layout = section_ends
 
 
 class CellEditor:
@@ -80,6 +56,8 @@ class CellEditor:
                                              css_classes=["bf-new-cell-name"])
         self.new_button = pn.widgets.Button(label="Copy as new cell", css_classes=["bf-new-cell"], align="end")
         self.new_button.on_click(self._copy_cell)
+        self.new_soma_button = pn.widgets.Button(label="New cell (a soma)", css_classes=["bf-new-soma-cell"], align="end")
+        self.new_soma_button.on_click(self._new_soma_cell)
         self.error = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["bf-cell-error"])
 
         def current():
@@ -115,12 +93,9 @@ class CellEditor:
         self.delete_insert_button = pn.widgets.Button(label="Remove selected", align="end", css_classes=["bf-delete-insert"])
         self.delete_insert_button.on_click(self._delete_insert)
 
-        self.shape_source = ColumnDataSource(dict(x0=[], y0=[], x1=[], y1=[], width=[], name=[], diameter=[], length=[]))
-        self.shape = figure(height=300, sizing_mode="stretch_width", match_aspect=True, title="Cylinders (widths not to scale)",
-                            x_axis_label="x (µm)", y_axis_label="y (µm)", tools="pan,wheel_zoom,reset")
-        self.shape.segment("x0", "y0", "x1", "y1", line_width="width", source=self.shape_source, line_cap="round",
-                           color="#3b6ea8")
-        self.shape.add_tools(HoverTool(tooltips=[("section", "@name"), ("L", "@length µm"), ("diam", "@diameter µm")]))
+        self.builder = CellBuilder(workbench, current)
+        self.shape_source = self.builder.canvas.bodies
+        self.live = CellRunPanel(workbench, self.builder)
 
         workbench.param.watch(lambda event: self.refresh(), "revision")
         self.refresh()
@@ -143,19 +118,9 @@ class CellEditor:
         self.inserts.value = pd.DataFrame([{"channel": item["channel"], "where": _where_text(item.get("where", "all")),
                                             "gbar": item.get("gbar")} for item in cell.get("insert", [])],
                                           columns=["channel", "where", "gbar"]).rename(columns=INSERT_COLUMNS)
-        self.channel_choice.options = sorted(set(doc.get("channels", {})) | set(CHANNELS))
-        when_safe(self.shape, lambda: self._draw_shape(cell))
-
-    def _draw_shape(self, cell):
-        placed = section_layout(cell["morphology"])
-        names = list(placed)
-        self.shape_source.data = dict(
-            x0=[placed[n][0] for n in names], y0=[placed[n][1] for n in names],
-            x1=[placed[n][2] for n in names], y1=[placed[n][3] for n in names],
-            width=[max(2.0, min(20.0, 2.0 * cell["morphology"][n]["diameter"] ** 0.5)) for n in names],
-            name=names, diameter=[cell["morphology"][n]["diameter"] for n in names],
-            length=[cell["morphology"][n]["length"] for n in names],
-        )
+        self.channel_choice.options = cell_docs.channel_names(doc)
+        self.builder.refresh()
+        self.live.refresh()
 
     # ------------------------------------------------------------------ edits
     def _apply(self, change, label):
@@ -171,13 +136,17 @@ class CellEditor:
         self.error.param.update(object=message, visible=True)
         self.refresh()
 
+    def _new_soma_cell(self, event):
+        name = self.new_name.value.strip()
+        if self._apply(lambda doc: cell_docs.new_cell(doc, name), f"new cell {name}"):
+            self.cell_select.value = name
+
     def _copy_cell(self, event):
         name = self.new_name.value.strip()
-        if not name.isidentifier():
-            self._refuse(f"cell names are letters, digits and _, not starting with a digit; got {name!r}")
-            return
-        if name in self.workbench.document["cells"]:
-            self._refuse(f"a cell named {name!r} exists already")
+        try:
+            cell_docs.check_cell_name(self.workbench.document, name)
+        except ValueError as err:
+            self._refuse(str(err))
             return
         source = self.cell_select.value
         if self._apply(lambda doc: doc["cells"].__setitem__(name, copy.deepcopy(doc["cells"][source])), f"new cell {name}"):
@@ -280,14 +249,16 @@ class CellEditor:
                            title="Sections (cylinders)", collapsible=False, sizing_mode="stretch_width")
         inserts = pn.Card(
             pn.pane.Markdown("Densities: `gbar` empty uses the channel's own; `where` is all, a section, a region "
-                             "or a comma-separated list."),
+                             "or a comma-separated list. Later rows win where they overlap."),
             self.inserts, pn.Row(self.channel_choice, self.add_insert_button, self.delete_insert_button),
             title="Channels inserted", collapsible=False, sizing_mode="stretch_width")
+        builder = pn.Row(self.builder.canvas_view(), self.builder.side_view())
+        run = pn.Card(self.live.view(), title="Run the cell: a current step at the soma", collapsible=False,
+                      sizing_mode="stretch_width")
+        tables = pn.Row(pn.Column(passive, sections, sizing_mode="stretch_width"), inserts, sizing_mode="stretch_width")
         return pn.Column(
-            pn.Row(self.cell_select, self.new_name, self.new_button), self.error,
-            pn.Row(pn.Column(passive, sections, inserts, sizing_mode="stretch_width"),
-                   pn.pane.Bokeh(self.shape, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
-            sizing_mode="stretch_width",
+            pn.Row(self.cell_select, self.new_name, self.new_soma_button, self.new_button), self.error,
+            builder, run, tables, sizing_mode="stretch_width", css_classes=["bf-cell-editor"],
         )
 
 
