@@ -190,10 +190,10 @@ def test_swc_morphology_becomes_sections_with_the_right_area(tmp_path):
     assert set(sections) == {"soma", "basal[0]", "basal[1]", "basal[2]"}
     assert sections["soma"].length == sections["soma"].diameter == 10.0
     trunk = sections["basal[0]"]
-    # The trunk starts on the soma surface (x = 5 µm), not at its centre.
-    assert trunk.parent == "soma" and math.isclose(trunk.length, 15.0)
-    assert math.isclose(trunk.area, 2 * math.pi * 1.0 * 15.0)
-    assert trunk.nseg == 3
+    # As NEURON's Import3d: the trunk starts at its own first point (x = 10 µm) and is wired to the soma's centre.
+    assert trunk.parent == "soma" and trunk.parent_x == 0.5 and math.isclose(trunk.length, 10.0)
+    assert math.isclose(trunk.area, 2 * math.pi * 1.0 * 10.0)
+    assert trunk.nseg == 2
     fork = sections["basal[1]"]
     assert math.isclose(fork.area, math.pi * (1.0 + 0.5) * math.sqrt(200 + 0.25)) and fork.parent == "basal[0]"
     assert sorted(morphology.graph.successors("basal[0]")) == ["basal[1]", "basal[2]"]
@@ -207,7 +207,7 @@ def test_three_point_soma_is_a_cylinder_of_the_sphere_area(tmp_path):
     swc.write_text("1 1 0 0 0 10 -1\n2 1 0 -10 0 10 1\n3 1 0 10 0 10 1\n4 3 0 0 60 1 1\n")
     morphology = bf.load_swc(swc)
     assert math.isclose(morphology.sections["soma"].area, 4 * math.pi * 10.0**2)
-    assert math.isclose(morphology.sections["basal[0]"].length, 50.0)
+    assert math.isclose(morphology.sections["basal[0]"].length, 60.0)  # a one-point neurite is drawn from the soma centre
 
 
 def test_malformed_swc_names_the_line(tmp_path):

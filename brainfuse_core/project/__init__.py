@@ -12,7 +12,8 @@ The document (units as in NEURON: mV, ms, µm, µF/cm², S/cm², nA, µS, Ω·cm
                          or a full definition in Channel.to_dict() form (gates with curves).
                          Library channels may also be inserted by name without being listed.
     "cells"       name → Cell.to_dict() form: "morphology" (section name → length, diameter,
-                         nseg, parent, parent_x, region, ra, cm), "cm", "ra", "v_init",
+                         or points [[x, y, z, diam], ...] µm as NEURON's pt3d; nseg, parent,
+                         parent_x, region, ra, cm), "cm", "ra", "v_init",
                          "reversals", "insert" [{"channel", "where", "gbar"}], "pools".
     "circuit"     "populations": name → {"cell", "n", "threshold", "v_init"}
                                  or {"poisson": {"n", "rate_hz", "seed", "start", "stop"}}
