@@ -228,9 +228,13 @@ class CellBuilder:
             return
         try:
             diameter = parse_number(self.new_diameter.value, exclusive_minimum=0)
+        except ValueError as err:
+            self._notify(f"New cylinders' diameter (µm): {err}")
+            return
+        try:
             region = _region_name(self.new_region.value) if self.new_region.value.strip() else None
         except ValueError as err:
-            self._notify(f"New cylinders: {err}")
+            self._notify(f"New cylinders' region: {err}")
             return
         morphology = self.workbench.document["cells"][cell]["morphology"]
         name = cells.fresh_section_name(morphology, cells.child_region(morphology, parent, region))

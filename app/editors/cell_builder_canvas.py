@@ -98,9 +98,9 @@ class CellCanvas:
                 source.data = new
 
     def scale(self):
-        """µm per screen pixel (the same across and up)."""
+        """µm per screen pixel (the same across and up; the frame's size is fixed)."""
         x0, x1, _, _ = self.ranges
-        return (x1 - x0) / (self.figure.inner_width or FRAME_WIDTH)
+        return (x1 - x0) / FRAME_WIDTH
 
     # ------------------------------------------------------------------ gestures
     def _pan_start(self, event):
