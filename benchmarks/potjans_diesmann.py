@@ -6,8 +6,8 @@
 BrainFuse runs ``brainfuse_core.networks.potjans_diesmann.project(scale)`` and writes the network it drew
 (connections, weights, initial voltages, DC compensation, cell and synapse numbers) for the Brian2 peer
 (``benchmarks.peers.potjans_diesmann``), each simulator in a fresh process. Printed: build and run wall
-times with the ratio (peer run s / ours), then per population the rate and CV of ISI of each simulator next
-to the published full-scale rates, over [100 ms, end) to leave out the start-up transient.
+times with the ratio (peer run s / ours), then per population the rate, CV of ISI and synchrony of each
+simulator next to the published full-scale rates, over [100 ms, end) to leave out the start-up transient.
 """
 
 import argparse
@@ -114,16 +114,16 @@ def compare(scale=0.1, duration_ms=1000.0, dtype="float32", simulators=peer.SIMU
     print(f"{'simulator':<26}{'build s':>10}{'run s':>10}{'ratio':>10}")
     for row in rows:
         print(f"{row['simulator']:<26}{row['build_s']:>10.2f}{row['run_s']:>10.2f}{row['run_s'] / mine['run_s']:>10.2f}")
-    print(f"\nRates (Hz) and CV of ISI over [{T_START_MS:g}, {duration_ms:g}) ms; 'published' = full-scale model "
-          "(Potjans & Diesmann 2014, Fig. 6, as NEST's example lists them); 'CV Poisson' = the same estimator on "
-          "Poisson trains with our spike counts")
-    header = f"{'population':<12}{'published':>10}" + "".join(f"{row['simulator'][:16]:>18}" for row in rows)
-    print(header + f"{'':>4}" + "".join(f"{'CV ' + row['simulator'][:12]:>18}" for row in rows) + f"{'CV Poisson':>12}")
-    for k, name in enumerate(pd.POPULATIONS):
-        rates = "".join(f"{row['populations'][name]['rate_hz']:>18.2f}" for row in rows)
-        cvs = "".join(f"{row['populations'][name]['cv_isi']:>18.2f}" for row in rows)
-        print(f"{name:<12}{pd.FULL_SCALE_RATES_HZ[k]:>10.2f}{rates}{'':>4}{cvs}"
-              f"{mine['populations'][name]['cv_poisson']:>12.2f}")
+    print(f"\nOver [{T_START_MS:g}, {duration_ms:g}) ms: rates (Hz) next to the published full-scale ones (Potjans & "
+          "Diesmann 2014, Fig. 6, as NEST's microcircuit example lists them); CV of ISI, and what the same estimator gives "
+          "for Poisson trains with our spike counts; synchrony (variance/mean of 3 ms population counts, 1 = Poisson)")
+    for key, title, reference in (("rate_hz", "rate (Hz)", "published"), ("cv_isi", "CV of ISI", "Poisson"),
+                                  ("synchrony", "synchrony", None)):
+        print(f"\n{title:<12}" + (f"{reference:>12}" if reference else "") + "".join(f"{row['simulator']:>24}" for row in rows))
+        for k, name in enumerate(pd.POPULATIONS):
+            first = {"published": pd.FULL_SCALE_RATES_HZ[k], "Poisson": mine["populations"][name]["cv_poisson"]}.get(reference)
+            print(f"{name:<12}" + (f"{first:>12.2f}" if reference else "")
+                  + "".join(f"{row['populations'][name][key]:>24.2f}" for row in rows))
     return rows
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from .brian_util import brian_device, brian_thread_info
 
 SIMULATORS = ("brian2_runtime", "brian2_cpp_standalone")
+SYNCHRONY_BIN_MS = 3.0
 
 _EQUATIONS = """
 dv/dt = (gl*(El - v) + ge*(Ee - v) + gi*(Ei - v) - g_na*m**3*h*(v - ENa) - g_kd*n**4*(v - EK) + I_dc) / Cm : volt
@@ -66,7 +67,9 @@ def _steady_gates(v, vt):
 def population_statistics(spike_t_ms, spike_i, names, sizes, t_start_ms, t_stop_ms):
     """Per population: rate (Hz, mean over all cells, silent ones included) and CV of ISI (mean over cells with
     ≥ 3 spikes) in [t_start, t_stop); ``cv_poisson`` is what the same estimator gives for Poisson trains with
-    the same spike counts (uniform times in the window): an ideal irregular reference for this window length."""
+    the same spike counts (uniform times in the window): an ideal irregular reference for this window length.
+    ``synchrony`` is Potjans & Diesmann's (2014) measure: variance over mean of the population's spike count
+    in 3 ms bins (1 for independent Poisson trains, large for volleys)."""
     t, cell = np.asarray(spike_t_ms, float), np.asarray(spike_i, np.int64)
     keep = (t >= t_start_ms) & (t < t_stop_ms)
     t, cell = t[keep], cell[keep]
@@ -77,8 +80,10 @@ def population_statistics(spike_t_ms, spike_i, names, sizes, t_start_ms, t_stop_
         mine = (cell >= offset) & (cell < offset + n)
         counts = np.bincount(cell[mine] - offset, minlength=n)
         poisson_times = [np.sort(rng.uniform(t_start_ms, t_stop_ms, c)) for c in counts if c >= 3]
+        histogram = np.histogram(t[mine], np.arange(t_start_ms, t_stop_ms + SYNCHRONY_BIN_MS / 2, SYNCHRONY_BIN_MS))[0]
         rows[name] = {"rate_hz": float(counts.sum() / n / window_s), "cv_isi": _mean_cv(t[mine], cell[mine]),
                       "cv_poisson": float(np.mean([_cv(x) for x in poisson_times])) if poisson_times else math.nan,
+                      "synchrony": float(histogram.var() / histogram.mean()) if histogram.sum() else math.nan,
                       "active_fraction": float(np.mean(counts > 0))}
         offset += n
     return rows
