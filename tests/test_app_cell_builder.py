@@ -2,6 +2,7 @@
 refusals, the schematic's geometry, and a run of the cell checked against the cable equation."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -260,3 +261,47 @@ def test_run_refusals_are_one_line():
     editor.live.refresh()
     editor.live.inputs["tstop"].value = "0"
     assert editor.live.start() is None and "Run (ms)" in editor.live.error.object
+
+
+def test_traced_sections_keep_their_shape_when_moved_and_become_cylinders_when_resized(tmp_path):
+    wb, editor, builder = builder_on_new_cell()
+    path = tmp_path / "fork.swc"
+    path.write_text(SWC)
+    builder.swc_path.value, builder.swc_name.value = str(path), "fork"
+    builder._import_swc()
+    editor.cell_select.value = "fork"
+    sections = morphology(wb, "fork")
+    drawn = builder.canvas.drawn
+    assert drawn["basal[1]"].xs == [60.0, 100.0] and drawn["basal[1]"].ys == [0.0, 40.0]  # drawn along its points
+    # basal[2] moved onto the axon's far end: its points shift there, its membrane unchanged.
+    area_before = load_swc(path).sections["basal[2]"].area
+    builder.reattach("basal[2]", drawn["axon[0]"].at(1.0))
+    moved = morphology(wb, "fork")["basal[2]"]
+    assert moved["parent"] == "axon[0]" and moved["parent_x"] == 1.0
+    assert moved["points"][0][:3] == pytest.approx([-80.0, 0.0, 0.0])
+    assert moved["points"][1][:3] == pytest.approx([-40.0, -40.0, 0.0]) and moved["length"] == sections["basal[2]"]["length"]
+    cell = build_cell("fork", wb.document["cells"]["fork"], build_channels(wb.document["channels"]))
+    assert cell.morphology.sections["basal[2]"].area == pytest.approx(area_before)
+    assert builder.canvas.drawn["basal[2]"].at(0.0) == pytest.approx(builder.canvas.drawn["axon[0]"].at(1.0))
+    # A new length makes it a plain cylinder (its diameter the area-equivalent one).
+    builder.select("basal[1]")
+    assert "traced through 2 points" in builder.section_title.object
+    fields = {f.input.label: f for f in builder.section_fields}
+    fields["length (µm)"].input.value = "80"
+    resized = morphology(wb, "fork")["basal[1]"]
+    assert "points" not in resized and resized["length"] == 80 and resized["diameter"] == pytest.approx(1.4)
+
+
+def test_the_l5_example_is_drawn_and_runs_in_the_builder():
+    wb = Workbench(path=str(Path(__file__).resolve().parents[1] / "projects" / "l5_pyramidal.json"))
+    editor = CellEditor(wb)
+    builder, live = editor.builder, editor.live
+    names = list(morphology(wb, "l5"))
+    assert list(builder.canvas.bodies.data["name"]) == names
+    assert set(live.tip.options) == set(geometry.tips(morphology(wb, "l5")))
+    live.inputs["tstop"].value = "5"
+    run = live.start()
+    assert run.join(120) and run.state == "finished", run.error
+    live._refresh()
+    assert "finished" in live.status.object
+    assert np.all(np.isfinite(run.node_v)) and run.node_v.shape[0] == run.cell.layout.size

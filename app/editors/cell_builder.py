@@ -131,7 +131,9 @@ class CellBuilder:
         if self.selected is not None:
             entry = morphology[self.selected]
             parent = f", on {entry['parent']}({entry.get('parent_x', 1.0):g})" if "parent" in entry else " (the root)"
-            self.section_title.object = f"**Selected: {self.selected}**{parent}"
+            traced = (f"<br>traced through {len(entry['points'])} points; a new length or diameter makes it a plain cylinder"
+                      if "points" in entry else "")
+            self.section_title.object = f"**Selected: {self.selected}**{parent}{traced}"
         self._refresh_densities(doc, cell, morphology)
 
     def angles_of(self, cell):

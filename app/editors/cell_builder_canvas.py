@@ -18,7 +18,7 @@ from . import cell_builder_geometry as geometry
 
 FRAME_WIDTH, FRAME_HEIGHT, BORDER = 640, 420, 10  # px
 REGION_COLOURS = {"soma": "#8c510a", "dend": "#1b7837", "basal": "#35978f", "apical": "#2166ac", "axon": "#c51b7d"}
-LABEL_LIMIT = 40  # sections: beyond this many, names would hide the cell
+LABEL_LIMIT = 40  # sections: beyond this many, names and end marks would hide the cell
 
 GHOST_START = "ghost.data = {x0: [cb_obj.x], y0: [cb_obj.y], x1: [cb_obj.x], y1: [cb_obj.y]}"
 GHOST_MOVE = "const d = ghost.data; if (d.x0.length) ghost.data = {x0: d.x0, y0: d.y0, x1: [cb_obj.x], y1: [cb_obj.y]}"
@@ -80,8 +80,9 @@ class CellCanvas:
                   "length": [morphology[n]["length"] for n in names], "diameter": [morphology[n]["diameter"] for n in names],
                   "nseg": [morphology[n].get("nseg", 1) for n in names]}
         lines = {"xs": [self.drawn[n].xs for n in names], "ys": [self.drawn[n].ys for n in names], "colour": colours}
-        ends = {"x": [self.drawn[n].xs[-1] for n in names], "y": [self.drawn[n].ys[-1] for n in names], "colour": colours}
         shown = names if len(names) <= LABEL_LIMIT else []
+        ends = {"x": [self.drawn[n].xs[-1] for n in shown], "y": [self.drawn[n].ys[-1] for n in shown],
+                "colour": [c for n, c in zip(names, colours) if n in shown]}
         labels = {"x": [self.drawn[n].at(0.5)[0] for n in shown], "y": [self.drawn[n].at(0.5)[1] for n in shown],
                   "text": shown}
         chosen = {"xs": [self.drawn[selected].xs], "ys": [self.drawn[selected].ys]} if selected in self.drawn else {"xs": [], "ys": []}

@@ -10,7 +10,10 @@ import math
 import tempfile
 from pathlib import Path
 
-from brainfuse_core.cells import load_swc
+import numpy as np
+
+from brainfuse_core.cells import Section, load_swc
+from brainfuse_core.cells.morphology import DERIVED_DECIMALS
 from brainfuse_core.channels import CHANNELS
 from brainfuse_core.project.build import build_channels
 
@@ -84,7 +87,8 @@ def descendants(morphology, name):
 def reattach(doc, cell, section, parent, parent_x):
     """Hang ``section`` (with everything below it) on ``parent`` at ``parent_x``.
 
-    A traced section leaves its SWC points behind: they say where it was, not where it now is."""
+    Traced sections keep their shape: when the new parent is traced too, the moved branch's points
+    are shifted so that it starts where it now hangs (moving points changes nothing electrical)."""
     morphology = morphology_of(doc, cell)
     if "parent" not in morphology[section]:
         raise ValueError(f"{section!r} is the root of the cell; re-attach its children instead")
@@ -92,7 +96,29 @@ def reattach(doc, cell, section, parent, parent_x):
         raise ValueError(f"cannot attach {section!r} to {parent!r}: {parent!r} hangs from {section!r} (it would make a loop)")
     entry = morphology[section]
     entry["parent"], entry["parent_x"] = parent, float(min(1.0, max(0.0, parent_x)))
-    entry.pop("points", None)
+    target = point_along(morphology[parent], entry["parent_x"])
+    if target is not None and "points" in entry:
+        shift = [t - p for t, p in zip(target, entry["points"][0][:3])]
+        for name in descendants(morphology, section):
+            if "points" in morphology[name]:
+                morphology[name]["points"] = [[x + shift[0], y + shift[1], z + shift[2], d]
+                                              for x, y, z, d in morphology[name]["points"]]
+
+
+def point_along(section, fraction):
+    """(x, y, z) µm at ``fraction`` of a traced section's path, or None for a plain cylinder."""
+    points = section.get("points")
+    if not points:
+        return None
+    arcs = np.concatenate([[0.0], np.cumsum([math.dist(a[:3], b[:3]) for a, b in zip(points, points[1:])])])
+    return [float(np.interp(fraction * arcs[-1], arcs, [p[k] for p in points])) for k in range(3)]
+
+
+def as_cylinder(entry):
+    """Turn a traced section into a plain cylinder of the same length and area-equivalent diameter."""
+    if "points" in entry:
+        traced = Section("traced", points=entry.pop("points"))
+        entry["length"], entry["diameter"] = round(traced.length, DERIVED_DECIMALS), round(traced.diameter, DERIVED_DECIMALS)
 
 
 def delete_section(doc, cell, section):
@@ -106,8 +132,11 @@ def delete_section(doc, cell, section):
 
 
 def set_section_value(doc, cell, section, key, value):
-    """Set one property of a section; ``None`` removes an optional one (``ra``, ``cm``: the cell's own then)."""
+    """Set one property of a section; ``None`` removes an optional one (``ra``, ``cm``: the cell's own then).
+    A new length or diameter makes a traced section a plain cylinder."""
     entry = morphology_of(doc, cell)[section]
+    if key in ("length", "diameter"):
+        as_cylinder(entry)  # a traced section's length and diameter come from its points
     if value is None:
         if key not in OPTIONAL_SECTION_KEYS:
             raise ValueError(f"{key} needs a value")

@@ -40,6 +40,9 @@ class CellRunPanel:
         self.status = pn.pane.Markdown("Not run yet.", css_classes=["bf-cell-run-status"], margin=(0, 10))
         self.error = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["bf-cell-run-error"])
         self.plot = ShapePlot()
+        document = served_document()
+        if document is not None:
+            document.on_session_destroyed(lambda context: self.stop())
 
     def refresh(self):
         """Offer the tips of the current cell as path ends (the farthest first chosen)."""
