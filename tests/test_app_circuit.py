@@ -178,12 +178,12 @@ def test_potjans_diesmann_preset_at_every_offered_scale(doc, label):
     graph = cg.build_graph(doc)
     assert {graph.nodes[name]["kind"] for name in graph} == {"cell", "poisson"}
     assert set(doc["layout"]["populations"]) == set(graph.nodes)
-    # Layers are drawn top to bottom, L2/3 to L6, inhibitory beside excitatory, each with its background source.
+    # Layers are drawn top to bottom, L2/3 to L6, each in one row: background, e, i, background.
     heights = [graph.nodes[f"{layer}e"]["pos"][1] for layer in ("L23", "L4", "L5", "L6")]
     assert heights == sorted(heights, reverse=True)
     for layer in ("L23", "L4", "L5", "L6"):
-        assert graph.nodes[f"{layer}i"]["pos"][1] == graph.nodes[f"{layer}e"]["pos"][1]
-        assert abs(graph.nodes[f"{layer}e_bg"]["pos"][1] - graph.nodes[f"{layer}e"]["pos"][1]) <= 1.0
+        row = [graph.nodes[f"{layer}{kind}"]["pos"] for kind in ("e_bg", "e", "i", "i_bg")]
+        assert len({y for _, y in row}) == 1 and [x for x, _ in row] == sorted(x for x, _ in row)
 
 
 def test_every_preset_offers_its_default_scale():

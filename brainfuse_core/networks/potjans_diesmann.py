@@ -87,7 +87,7 @@ DENDRITE = {"length": 200.0, "diameter": 2.0, "nseg": 5}
 DENDRITE_RA = 100.0  # Ω·cm
 
 MIN_SCALE, MAX_SCALE = 0.01, 1.0
-LAYOUT_X = {"e": 2.0, "i": 4.5, "bg": 7.0}
+LAYOUT_X = {"e_bg": 0.0, "e": 2.5, "i": 5.0, "i_bg": 7.5}
 LAYOUT_Y = {"L23": 8.0, "L4": 6.0, "L5": 4.0, "L6": 2.0}
 
 
@@ -229,14 +229,12 @@ def _targeted(projection, target):
 
 
 def layout():
-    """Canvas positions: one row per layer, top to bottom L2/3 → L6; excitatory, inhibitory, background."""
+    """Canvas positions: one row per layer, top to bottom L2/3 → L6; excitatory and inhibitory populations in
+    the middle, each with its background source on its outer side."""
     positions = {}
     for layer in LAYERS:
-        y = LAYOUT_Y[layer]
-        positions[f"{layer}e"] = [LAYOUT_X["e"], y]
-        positions[f"{layer}i"] = [LAYOUT_X["i"], y]
-        positions[f"{layer}e_bg"] = [LAYOUT_X["bg"], y + 0.5]
-        positions[f"{layer}i_bg"] = [LAYOUT_X["bg"], y - 0.5]
+        for kind in ("e", "i", "e_bg", "i_bg"):
+            positions[f"{layer}{kind}"] = [LAYOUT_X[kind], LAYOUT_Y[layer]]
     return positions
 
 
