@@ -2,7 +2,7 @@
 
 Source of the model's numbers: T. C. Potjans and M. Diesmann (2014), "The cell-type specific cortical
 microcircuit: relating structure and activity in a full-scale spiking network model", Cereb. Cortex
-24:785–806 (their Tables 5 and 6), as tabulated in NEST's PyNEST microcircuit example
+24:785–806 (their parameter tables), as tabulated in NEST's PyNEST microcircuit example
 (pynest/examples/Potjans_2014/network_params.py), which also lists the full-scale rates used below.
 
 What is kept from the model: the 8 populations and their full-scale sizes, the 8×8 connection
@@ -10,7 +10,7 @@ probabilities turned into in-degrees with the model's own formula, the external 
 8 Hz each, the mean delays (1.5 ms excitatory, 0.75 ms inhibitory), the 0.5 ms synaptic time
 constant, relative inhibition g = 4 and the doubled L4e → L2/3e weight. What differs: the leaky
 integrate-and-fire neurons become single-compartment Traub–Miles HH cells (projects/cobahh.json's
-channels) with the LIF's capacitance (250 pF), leak (τ_m = 10 ms, −65 mV) and threshold (≈ −50 mV);
+channels) with the LIF's capacitance (250 pF) and leak (τ_m = 10 ms, −65 mV) and a rheobase near the LIF's;
 current synapses become conductance-based exponential synapses whose charge per spike equals the
 model's PSC charge at a reference potential (``V_REF``); weights and delays are fixed per projection
 (the model draws them from normal distributions with 10 % and 50 % relative spread). Optionally
@@ -26,10 +26,12 @@ a scale s multiplies every population size and every local in-degree by s (so co
 probabilities stay those of the model), multiplies local weights by 1/√s so that the synaptic input's
 variance is unchanged, and replaces the mean input thereby lost, (1 − √s) of the full-scale mean
 synaptic current, by a DC current per population (an iclamp stimulus): the mean synaptic current at
-``V_REF_MV`` for the full-scale rates ``FULL_SCALE_RATES_HZ`` (as van Albada et al.'s DC compensation;
-a tonic conductance would do the same for the mean but also shunt the fluctuations, which made the
-activity regular in trials at 2 % scale). At s = 1 the network is the full model without DC; the
-external drive is never scaled.
+``V_REF_MV`` for the full-scale rates ``FULL_SCALE_RATES_HZ``, van Albada et al.'s DC compensation (a
+tonic conductance would carry the same mean but add a shunt the full network only has on average).
+At s = 1 the network is the full model without DC; the external drive is never scaled.
+
+Tuning (V_T, V_REF) was done on short runs at 1–5 % scale against ``FULL_SCALE_RATES_HZ``;
+benchmarks/potjans_diesmann.py measures the result at 10 % next to Brian2 on the same network.
 """
 
 import math
@@ -42,7 +44,7 @@ POPULATIONS = ("L23e", "L23i", "L4e", "L4i", "L5e", "L5i", "L6e", "L6i")
 LAYERS = ("L23", "L4", "L5", "L6")
 FULL_SIZES = (20683, 5834, 21915, 5479, 4850, 1065, 14395, 2948)
 
-# Connection probabilities, [post][pre] in the order of POPULATIONS (Potjans & Diesmann 2014, Table 5).
+# Connection probabilities, [post][pre] in the order of POPULATIONS (Potjans & Diesmann 2014).
 CONNECTION_PROBABILITY = (
     (0.1009, 0.1689, 0.0437, 0.0818, 0.0323, 0.0, 0.0076, 0.0),
     (0.1346, 0.1371, 0.0316, 0.0515, 0.0755, 0.0, 0.0042, 0.0),
@@ -68,9 +70,10 @@ DELAY_EXCITATORY_MS, DELAY_INHIBITORY_MS = 1.5, 0.75
 TAU_SYN_MS = 0.5
 C_M_PF, TAU_M_MS, E_L_MV = 250.0, 10.0, -65.0
 
-# The HH cell: one cylinder of 25,000 µm² (250 pF at 1 µF/cm²) with the LIF's leak and Traub–Miles
-# Na/K whose voltage offset puts the spike threshold near the LIF's −50 mV.
-SOMA_AREA_UM2 = C_M_PF / 1.0 * 100.0
+# The HH cell: one cylinder of 25,000 µm² (250 pF at 1 µF/cm²) with the LIF's leak and COBAHH's Traub–Miles
+# Na/Kd. Their offset V_T is raised from COBAHH's −63 mV (which fires at 0.1 nA and drove every population
+# to 10–40 Hz) to −56 mV: a rheobase of 0.25–0.28 nA, near the LIF's g_L·(V_th − E_L) = 0.375 nA.
+SOMA_AREA_UM2 = C_M_PF * 100.0            # pF / (1 µF/cm²) in µm²
 LEAK_S_PER_CM2 = 1.0 / TAU_M_MS * 1e-3    # g = C/τ: (1 µF/cm²)/(10 ms) = 1e-4 S/cm²
 TRAUB_NA_S_PER_CM2, TRAUB_KD_S_PER_CM2, TRAUB_VT_MV = 0.1, 0.03, -56.0
 E_EXC_MV, E_INH_MV = 0.0, -80.0
