@@ -84,9 +84,11 @@ V_INIT_MEAN_MV, V_INIT_STD_MV = -65.0, 5.0
 SPIKE_THRESHOLD_MV = -20.0
 CELL_NAMES = {"point": "hh_point", "ball_and_stick": "hh_ball_and_stick"}
 CELL = CELL_NAMES["point"]
-# The optional dendrite: thin and passive, a few percent of the soma's membrane, so the cell's input
-# resistance and time constant stay near the point neuron's while synaptic input is filtered by a cable.
-DENDRITE = {"length": 200.0, "diameter": 2.0, "nseg": 5}
+# The optional dendrite: passive, 7.5 % of the soma's membrane and short against its length constant
+# (≈ 1.2 mm), so the cell stays close to the point neuron. Thinner ones (200 × 2 µm, 150 × 4 µm) lost so
+# much excitatory drive (the dendrite depolarises under its synapses) that most populations fell silent
+# at 2 % scale; with this one rates are still about half the point neuron's (measured, not retuned).
+DENDRITE = {"length": 100.0, "diameter": 6.0, "nseg": 2}
 DENDRITE_RA = 100.0  # Ω·cm
 
 MIN_SCALE, MAX_SCALE = 0.01, 1.0
