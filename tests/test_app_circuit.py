@@ -8,6 +8,7 @@ import pytest
 from app.editors import circuit_graph as cg
 from app.editors.circuit_presets import COBAHH_SCALES, COLUMN, DEFAULT_SCALE, PD_SCALES, SCALES, apply_preset, cobahh, make_preset
 from app.state import Workbench, blank_document, example_projects
+from brainfuse_core.networks import potjans_diesmann as pd
 from brainfuse_core.project import Project
 from brainfuse_core.project.files import read_json
 
@@ -335,3 +336,17 @@ def test_choosing_the_column_preset_offers_its_scales_and_applies_one(editor):
     editor._apply_preset()
     populations = editor.workbench.document["circuit"]["populations"]
     assert populations["L23e"]["n"] == 207 and populations["L6i"]["n"] == 29
+
+
+def test_the_simulate_pane_shows_every_layer_of_the_column():
+    from app.views.simulate import SimulatePane
+
+    workbench = Workbench()
+    workbench.edit(lambda d: apply_preset(d, make_preset(COLUMN, next(k for k, v in PD_SCALES.items() if v == 0.01))), "preset")
+    pane = SimulatePane(workbench)
+    assert {name: count.count for name, count in pane.counts.items()} == {name: 1 for name in pd.POPULATIONS}
+    plots = pane._empty_plots()
+    assert plots.labels == [f"{name}[0]" for name in pd.POPULATIONS]
+    # One raster band and one rate line per population, stacked in the model's order; the sources have none.
+    assert list(plots.raster.yaxis.major_label_overrides.values()) == list(pd.POPULATIONS)
+    assert [item.label["value"] for item in plots.rates.legend[0].items] == list(pd.POPULATIONS)

@@ -26,6 +26,13 @@ ACK_TIMEOUT_S = 2.0
 DEFAULT_SHOWN = 5
 
 
+def default_counts(n_populations):
+    """Cells to show per population before the user chooses: ``DEFAULT_SHOWN`` traces shared out in order,
+    and at least one of every population, so a layered network shows each of its layers."""
+    share, extra = divmod(DEFAULT_SHOWN, max(n_populations, 1))
+    return [max(1, share + (k < extra)) for k in range(n_populations)]
+
+
 def _populations(document):
     """[(name, cells)] of the document's simulated populations (spike sources have no voltage)."""
     return [(name, entry["n"]) for name, entry in document["circuit"]["populations"].items() if "cell" in entry]
@@ -110,8 +117,9 @@ class SimulatePane:
         if [(c.population, c.size) for c in self.counts.values()] != populations:
             old = self.counts
             self.counts = {}
+            defaults = default_counts(len(populations))
             for k, (name, size) in enumerate(populations):
-                count = old[name].count if name in old else (DEFAULT_SHOWN if k == 0 else 0)
+                count = old[name].count if name in old else defaults[k]
                 self.counts[name] = CellCount(name, size, min(count, size, MAX_TRACES))
             self.count_box.objects = [count.view() for count in self.counts.values()]
         self._show()
