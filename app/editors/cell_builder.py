@@ -195,10 +195,9 @@ class CellBuilder:
 
     def _snap(self, drawn, fraction):
         near = SNAP_PX * self.canvas.scale()
-        if (1.0 - fraction) * drawn.length <= near:
-            return 1.0
-        if fraction * drawn.length <= near:
-            return 0.0
+        end = 1.0 if fraction >= 0.5 else 0.0  # the nearer end: on a short cylinder both may be near
+        if abs(end - fraction) * drawn.length <= near:
+            return end
         return round(fraction, 3)
 
     def _tapped(self, x, y):

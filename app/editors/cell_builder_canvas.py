@@ -16,7 +16,7 @@ from bokeh.plotting import figure
 from ..bokeh_updates import when_safe
 from . import cell_builder_geometry as geometry
 
-FRAME_WIDTH, FRAME_HEIGHT, BORDER = 640, 420, 10  # px
+FRAME_WIDTH, FRAME_HEIGHT, BORDER = 560, 400, 10  # px asked for; the page may draw the frame smaller
 REGION_COLOURS = {"soma": "#8c510a", "dend": "#1b7837", "basal": "#35978f", "apical": "#2166ac", "axon": "#c51b7d"}
 LABEL_LIMIT = 40  # sections: beyond this many, names and end marks would hide the cell
 
@@ -37,7 +37,8 @@ class CellCanvas:
     def __init__(self, on_drag, on_tap):
         self.on_drag, self.on_tap = on_drag, on_tap
         self.drawn, self.ranges = {}, (-50.0, 50.0, -50.0, 50.0)
-        self._start = None
+        self.frame = [FRAME_WIDTH, FRAME_HEIGHT]  # px, as the page last reported drawing it
+        self._start = self._shown = None
         self.figure = figure(frame_width=FRAME_WIDTH, frame_height=FRAME_HEIGHT, min_border=BORDER, toolbar_location=None,
                              tools="", x_range=Range1d(-50, 50), y_range=Range1d(-50, 50), css_classes=["bf-cell-canvas"],
                              x_axis_label="x (µm)", y_axis_label="y (µm)", outline_line_color="#bbbbbb")
@@ -65,12 +66,15 @@ class CellCanvas:
         self.figure.on_event(PanStart, self._pan_start)
         self.figure.on_event(PanEnd, self._pan_end)
         self.figure.on_event(Tap, lambda event: self.on_tap(event.x, event.y))
+        self.figure.on_change("inner_width", lambda attr, old, new: self._resized(0, new))
+        self.figure.on_change("inner_height", lambda attr, old, new: self._resized(1, new))
 
     # ------------------------------------------------------------------ drawing
     def draw(self, morphology, angles, selected=None):
         """Show ``morphology`` (the document's sections) with section ``selected`` highlighted."""
+        self._shown = (morphology, angles, selected)
         self.drawn = geometry.layout(morphology, angles)
-        self.ranges = geometry.fit_aspect(geometry.bounds(self.drawn, morphology), FRAME_WIDTH, FRAME_HEIGHT)
+        self.ranges = geometry.fit_aspect(geometry.bounds(self.drawn, morphology), *self.frame)
         names = [name for name in morphology if name in self.drawn]
         known = list(dict.fromkeys(morphology[n].get("region", "soma") for n in names))
         colours = [region_colour(morphology[n].get("region", "soma"), known) for n in names]
@@ -99,9 +103,16 @@ class CellCanvas:
                 source.data = new
 
     def scale(self):
-        """µm per screen pixel (the same across and up; the frame's size is fixed)."""
+        """µm per screen pixel (the same across and up)."""
         x0, x1, _, _ = self.ranges
-        return (x1 - x0) / FRAME_WIDTH
+        return (x1 - x0) / self.frame[0]
+
+    def _resized(self, axis, pixels):
+        """The page drew the frame at another size: fit the ranges to it again, so µm stay square."""
+        if pixels and pixels != self.frame[axis]:
+            self.frame[axis] = pixels
+            if self._shown is not None:
+                self.draw(*self._shown)
 
     # ------------------------------------------------------------------ gestures
     def _pan_start(self, event):

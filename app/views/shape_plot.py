@@ -39,7 +39,7 @@ class ShapePlot:
         self.shape.legend.location = "top_left"
         self.spacetime = figure(height=240, width=SHAPE_WIDTH + 80, toolbar_location=None, tools="",
                                 title="Voltage along the path (soma → tip)", x_axis_label="t (ms)",
-                                y_axis_label="distance from the soma's start (µm)", x_range=Range1d(0, 1),
+                                y_axis_label="distance from soma (µm)", x_range=Range1d(0, 1),
                                 y_range=Range1d(0, 1), css_classes=["bf-spacetime"])
         self.image = ColumnDataSource({"image": [np.zeros((1, 1))], "x": [0.0], "y": [0.0], "dw": [1.0], "dh": [1.0]})
         self.spacetime.image("image", x="x", y="y", dw="dw", dh="dh", source=self.image, color_mapper=self.mapper)

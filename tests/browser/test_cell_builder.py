@@ -34,17 +34,26 @@ def client_data(page, source, columns):
     return page.evaluate(CLIENT_SOURCE, [source.id, columns])
 
 
-def drawn_in_page(page, canvas, names):
-    """Wait until the page draws cylinders ``names`` as the server drew them: a drag acts on what the page shows."""
+SHOWN_RANGES = """([id]) => {
+    const view = Bokeh.index.find_one_by_id(id);
+    if (view == null) return null;
+    const {bbox, x_scale, y_scale} = view.frame;
+    return [x_scale.invert(bbox.left), x_scale.invert(bbox.right), y_scale.invert(bbox.bottom), y_scale.invert(bbox.top)];
+}"""
+
+
+def drawn_in_page(page, canvas, names, workbench):
+    """Wait until the server draws cylinders ``names`` of cell "ball" and the page draws them where the server
+    did: a drag acts on what the page shows, and the page's plot maps the mouse with the ranges it last drew with."""
     def same():
-        client = client_data(page, canvas.bodies, ["name"])
-        if list(canvas.bodies.data["name"]) != names:
+        sections = workbench.document["cells"]["ball"]["morphology"]
+        if (list(canvas.bodies.data["name"]) != names
+                or list(canvas.bodies.data["length"]) != [sections[name]["length"] for name in names]):
             return False
-        ranges = page.evaluate("""([x, y]) => { for (const doc of Bokeh.documents) { const a = doc.get_model_by_id(x);
-            if (a) { const b = doc.get_model_by_id(y); return [a.start, a.end, b.start, b.end]; } } return null; }""",
-                               [canvas.figure.x_range.id, canvas.figure.y_range.id])
-        return (client is not None and client[0] == list(canvas.bodies.data["name"])
-                and ranges is not None and np.allclose(ranges, canvas.ranges))
+        client = client_data(page, canvas.bodies, ["name"])
+        shown = page.evaluate(SHOWN_RANGES, [canvas.figure.id])
+        return (client is not None and client[0] == names
+                and shown is not None and np.allclose(shown, canvas.ranges, atol=0.2 * canvas.scale()))
     wait_until(page, same, "the page draws the server's cylinders")
 
 
@@ -93,7 +102,7 @@ def test_build_a_cell_by_dragging_and_watch_a_spike_travel(open_page):
     enter(page, "bf-new-cell-name", "ball")
     page.locator(".bf-new-soma-cell button").first.click()
     wait_until(page, lambda: editor.cell_select.value == "ball", "the new soma-only cell is shown")
-    drawn_in_page(page, canvas, ["soma"])
+    drawn_in_page(page, canvas, ["soma"], workbench)
 
     # Soma (20 µm, from x = 0 to 20) → dend1, dragged out 240 µm from the soma's end.
     drag(page, on_canvas(page, canvas, 19.0, 0.0), on_canvas(page, canvas, 260.0, 0.0))
@@ -101,7 +110,7 @@ def test_build_a_cell_by_dragging_and_watch_a_spike_travel(open_page):
     dend = workbench.document["cells"]["ball"]["morphology"]["dend1"]
     assert dend["parent"] == "soma" and dend["parent_x"] == 1.0 and dend["region"] == "dend"
     assert dend["length"] == pytest.approx(240.0, abs=3 * canvas.scale())
-    drawn_in_page(page, canvas, ["soma", "dend1"])
+    drawn_in_page(page, canvas, ["soma", "dend1"], workbench)
 
     # dend1 → dend2, from dend1's far end 160 µm on at an angle.
     tip = canvas.drawn["dend1"].at(1.0)
@@ -111,7 +120,7 @@ def test_build_a_cell_by_dragging_and_watch_a_spike_travel(open_page):
     assert dend2["parent"] == "dend1" and dend2["parent_x"] == 1.0
     assert dend2["length"] == pytest.approx(160.0, abs=3 * canvas.scale())
     assert workbench.can_undo
-    drawn_in_page(page, canvas, ["soma", "dend1", "dend2"])
+    drawn_in_page(page, canvas, ["soma", "dend1", "dend2"], workbench)
 
     # A drag that starts on nothing is refused, the document unchanged.
     before = workbench.document
@@ -171,6 +180,18 @@ def test_build_a_cell_by_dragging_and_watch_a_spike_travel(open_page):
     page.set_viewport_size({"width": 1500, "height": 1900})
     page.wait_for_timeout(500)
     page.screenshot(path=str(screenshot_path()))
+
+    # Re-attach by dragging dend2's far end onto the soma; one Undo puts it back.
+    page.set_viewport_size({"width": 1500, "height": 1000})
+    page.locator(".bf-drag-mode button", has_text="Re-attach").first.click()
+    wait_until(page, lambda: builder.mode.value == "Re-attach", "re-attach mode is on")
+    drawn_in_page(page, canvas, ["soma", "dend1", "dend2"], workbench)
+    drag(page, on_canvas(page, canvas, *canvas.drawn["dend2"].at(1.0)), on_canvas(page, canvas, 2.0, 0.0))
+    cylinders = lambda: workbench.document["cells"]["ball"]["morphology"]  # noqa: E731
+    wait_until(page, lambda: cylinders()["dend2"]["parent"] == "soma", "dend2 hangs on the soma")
+    assert cylinders()["dend2"]["parent_x"] == 0.0
+    page.locator(".bf-undo button").first.click()
+    wait_until(page, lambda: cylinders()["dend2"]["parent"] == "dend1", "undo puts dend2 back on dend1")
 
 
 def screenshot_path():
