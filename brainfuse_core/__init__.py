@@ -8,7 +8,7 @@ mV, ms, µm, µF/cm², S/cm², mA/cm², nA, µS, Ω·cm.
 from .cells import Cell, Morphology, Section, load_swc
 from .channels import CHANNELS, CalciumPool, Channel, Gate, calcium_pool, channel
 from .errors import BrainFuseError, ExpressionError, ModelError, ProjectError, SimulationUnstableError
-from .networks import (AllToAll, Exp2Synapse, ExpSynapse, Explicit, FixedInDegree, FixedProbability, Network,
+from .networks import (AllToAll, Exp2Synapse, ExpSynapse, Explicit, FixedInDegree, FixedProbability, Network, OneToOne,
                        PoissonSource, Population, Projection, SpikeTrainSource)
 from .recording import Probe, Result
 from .simulation import ChunkReport, RunCancelled, Simulation, simulate

@@ -138,7 +138,7 @@ def test_drive_is_one_current_step_on_all_cells(doc):
 def test_rule_and_synapse_switches_stay_valid(doc):
     cg.add_population(doc, "P1")
     index = cg.connect(doc, "P1", "P1")
-    for rule in ("fixed_indegree", "all_to_all", "fixed_probability"):
+    for rule in ("fixed_indegree", "one_to_one", "all_to_all", "fixed_probability"):
         cg.set_rule(doc, index, rule)
         Project(doc)
     assert doc["circuit"]["projections"][index]["connect"]["p"] == 0.1

@@ -370,3 +370,10 @@ def test_spike_trains_carry_surrogate_gradients_identically_with_recomputation()
     assert len(step) == len(result.spikes["b"]) > 0
     assert np.array_equal(np.sort(cell.numpy()), np.sort(result.spikes["b"].cell))
     assert torch.allclose(grad, plain[2], rtol=1e-10) and grad.abs().max() > 0
+
+
+def test_one_to_one_connects_each_cell_to_its_namesake_and_refuses_unequal_sizes():
+    pre, post = bf.OneToOne().connect(5, 5, False, np.random.default_rng(0))
+    assert pre.tolist() == post.tolist() == list(range(5))
+    with pytest.raises(ModelError, match="equal size"):
+        bf.OneToOne().connect(5, 4, False, np.random.default_rng(0))

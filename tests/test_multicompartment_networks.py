@@ -188,3 +188,12 @@ def test_bad_targets_are_refused_with_the_field_named(target, extra, field, word
         Project(project_with_target(target, **extra))
     assert f"circuit.projections[0].{field}" in str(error.value)
     assert words in str(error.value)
+
+
+def test_one_to_one_drive_of_unequal_size_is_refused_with_the_field_named():
+    data = project_with_target({"region": "basal"})
+    data["circuit"]["projections"][0]["connect"] = {"rule": "one_to_one"}
+    with pytest.raises(ProjectError, match=r"circuit\.projections\[0\]\.connect\.rule: one-to-one .* 20 and 2"):
+        Project(data)
+    data["circuit"]["populations"]["input"]["poisson"]["n"] = 2
+    assert Project(data).to_dict()["circuit"]["projections"][0]["connect"] == {"rule": "one_to_one"}

@@ -497,7 +497,7 @@ class CircuitEditor:
         self.projection_title.object = f"**Projection {graph_model.edge_label(doc, index)}** ({colour})"
         rules = list(graph_model.RULES) + ([rule] if rule not in graph_model.RULES else [])
         self.rule_select.param.update(options=rules, value=rule, disabled=rule not in graph_model.RULES)
-        self.allow_self.param.update(value=projection["connect"].get("allow_self", False), visible=rule != "explicit")
+        self.allow_self.param.update(value=projection["connect"].get("allow_self", False), visible=rule not in ("explicit", "one_to_one"))
         self.synapse_select.value = synapse
         shown = {self.p: rule == "fixed_probability", self.k: rule == "fixed_indegree", self.tau: synapse == "exp",
                  self.tau_rise: synapse == "exp2", self.tau_decay: synapse == "exp2"}

@@ -24,7 +24,7 @@ DEFAULT_PROJECTION = {"synapse": {"kind": "exp", "tau": 5.0, "e_rev": 0.0},
                       "connect": {"rule": "fixed_probability", "p": 0.1, "allow_self": False},
                       "weight": 0.005}
 KINDS = {"cell": "cell population", "poisson": "Poisson source", "spike_times": "spike-time source"}
-RULES = ("all_to_all", "fixed_probability", "fixed_indegree")
+RULES = ("all_to_all", "fixed_probability", "fixed_indegree", "one_to_one")
 
 # A one-compartment Hodgkin-Huxley cell (as projects/squid_axon.json's "axon") for documents without cells.
 HH_CHANNELS = {"hh_na": {"library": "hh_na", "gbar": 0.12}, "hh_k": {"library": "hh_k", "gbar": 0.036},
@@ -248,6 +248,9 @@ def set_rule(doc, index, rule):
         return
     if rule not in RULES:
         raise ValueError(f"rules are {', '.join(RULES)}, not {rule!r}")
+    if rule == "one_to_one":
+        doc["circuit"]["projections"][index]["connect"] = {"rule": rule}
+        return
     changed = {"rule": rule, "allow_self": connect_.get("allow_self", False)}
     if rule == "fixed_probability":
         changed["p"] = DEFAULT_PROJECTION["connect"]["p"]

@@ -77,6 +77,20 @@ class FixedInDegree:
         return {"rule": self.kind, "k": self.k, "allow_self": self.allow_self}
 
 
+class OneToOne:
+    """Pre cell i to post cell i, for populations of equal size (e.g. one drive train per cell)."""
+
+    kind = "one_to_one"
+
+    def connect(self, n_pre, n_post, same_population, rng):
+        if n_pre != n_post:
+            raise ModelError(f"one-to-one connections need populations of equal size, got {n_pre} and {n_post}")
+        return np.arange(n_pre), np.arange(n_post)
+
+    def to_dict(self):
+        return {"rule": self.kind}
+
+
 class Explicit:
     """A given list of (pre, post) index pairs."""
 
@@ -96,7 +110,7 @@ class Explicit:
         return {"rule": self.kind, "pairs": self.pairs.tolist()}
 
 
-RULES = {cls.kind: cls for cls in (AllToAll, FixedProbability, FixedInDegree, Explicit)}
+RULES = {cls.kind: cls for cls in (AllToAll, FixedProbability, FixedInDegree, OneToOne, Explicit)}
 
 
 def rule_from_dict(data, where):

@@ -202,7 +202,7 @@ def project(scale=0.05, duration=1000.0, dt=0.1, dtype="float32", seed=0, cell="
     for k, name in enumerate(POPULATIONS):
         projections.append(_targeted({
             "pre": f"{name}_bg", "post": name, "synapse": {"kind": "exp", "tau": TAU_SYN_MS, "e_rev": E_EXC_MV},
-            "connect": {"rule": "explicit", "pairs": [[i, i] for i in range(sizes[k])]},
+            "connect": {"rule": "one_to_one"},
             "weight": _round(external_weight_us()), "delay": dt,
         }, excitatory_target))
     percent = f"{scale * 100:g}"

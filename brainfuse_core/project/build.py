@@ -15,7 +15,7 @@ from ..channels import CHANNELS, Channel
 from ..cells import Cell
 from ..errors import ModelError, ProjectError
 from ..networks import Explicit, FixedInDegree, Network, PoissonSource, Population, Projection, SpikeTrainSource
-from ..networks.connectivity import rule_from_dict
+from ..networks.connectivity import OneToOne, rule_from_dict
 from ..networks.synapses import synapse_from_dict
 from ..recording import Probe
 from ..solvers.membrane import CompiledCell
@@ -182,6 +182,9 @@ def _check_rule(where, rule, n_pre, n_post, same_population):
             pair = rule.pairs[outside[0]].tolist()
             raise ProjectError(f"{where}.pairs[{outside[0]}]",
                                f"{pair} is outside the populations: pre indices are 0..{n_pre - 1}, post 0..{n_post - 1}")
+    if isinstance(rule, OneToOne) and n_pre != n_post:
+        raise ProjectError(f"{where}.rule", f"one-to-one connections need populations of equal size, got {n_pre} and "
+                                            f"{n_post}; resize one or use another rule")
     if isinstance(rule, FixedInDegree):
         available = n_pre - (1 if same_population and not rule.allow_self else 0)
         if rule.k > available:

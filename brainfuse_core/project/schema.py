@@ -173,6 +173,7 @@ RULES = {
     "all_to_all": ({"allow_self": {"type": "boolean"}}, []),
     "fixed_probability": ({"p": number("(probability)", minimum=0, maximum=1), "allow_self": {"type": "boolean"}}, ["p"]),
     "fixed_indegree": ({"k": {"type": "integer", "minimum": 0}, "allow_self": {"type": "boolean"}}, ["k"]),
+    "one_to_one": ({}, []),
     "explicit": ({"pairs": listing({"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 2, "maxItems": 2,
                                     "message": "a pair is [pre index, post index]"})}, ["pairs"]),
 }
