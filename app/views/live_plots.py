@@ -96,10 +96,11 @@ class LivePlots:
         _legend_outside(self.rates)
 
     def _raster(self, duration):
-        """One image per population, stacked in bands; the y axis names each band."""
+        """One image per population, stacked in bands from the top in the circuit's order (so a column's
+        layers read top-down, L2/3 first); the y axis names each band."""
         total = sum(n for _, n in self.populations)
         fig = _figure("Spike raster", "cell (stacked by population)", duration, 320,
-                      y_range=Range1d(-0.5, max(total, 1) - 0.5))
+                      y_range=Range1d(max(total, 1) - 0.5, -0.5))
         self.raster_bins = RasterBins(duration, self.populations)
         self.raster_source = ColumnDataSource(self.raster_bins.images(), name="bf-raster-source")
         middles, offset = {}, 0
