@@ -304,4 +304,9 @@ def test_the_l5_example_is_drawn_and_runs_in_the_builder():
     assert run.join(120) and run.state == "finished", run.error
     live._refresh()
     assert "finished" in live.status.object
+    # A finished run replays: the shape plot shows the voltages of the chosen time.
+    live.replay.value = 2.5
+    column = int(round(2.5 / run.dt))
+    assert live.plot.pieces.data["v"] == pytest.approx(list(run.node_v[live.plot.nodes, column]))
+    assert "2.50 ms" in live.plot.shape.title.text
     assert np.all(np.isfinite(run.node_v)) and run.node_v.shape[0] == run.cell.layout.size

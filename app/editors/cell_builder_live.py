@@ -40,6 +40,9 @@ class CellRunPanel:
         self.status = pn.pane.Markdown("Not run yet.", css_classes=["bf-cell-run-status"], margin=(0, 10))
         self.error = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["bf-cell-run-error"])
         self.plot = ShapePlot()
+        self.replay = pn.widgets.FloatSlider(label="Replay t (ms)", start=0, end=1, step=0.025, value=0, width=420,
+                                             disabled=True, css_classes=["bf-replay"])
+        self.replay.param.watch(self._replayed, "value")
         document = served_document()
         if document is not None:
             document.on_session_destroyed(lambda context: self.stop())
@@ -74,6 +77,7 @@ class CellRunPanel:
             self.error.param.update(object=f"cannot run: {err}", visible=True)
             return None
         self.error.visible = False
+        self.replay.disabled = True
         morphology = self.workbench.document["cells"][cell]["morphology"]
         drawn = geometry.layout(morphology, self.builder.angles_of(cell))
         pieces = geometry.segment_pieces(drawn, morphology, run.cell.layout)
@@ -103,13 +107,23 @@ class CellRunPanel:
                 self.error.param.update(object=run.error, visible=True)
         if ended:
             self.stop_button.disabled = True
+            self.replay.param.update(start=0.0, end=float(run.t[run.filled - 1]), step=run.every * run.dt,
+                                     value=float(run.t[run.filled - 1]), disabled=False)
             if self._callback is not None:
                 self._callback.stop()
                 self._callback = None
 
+    def _replayed(self, event):
+        """Colour the shape plot as it was at the chosen time of the finished run."""
+        run = self.run
+        if run is None or not run.done or self.replay.disabled:
+            return
+        column = int(round(event.new / (run.every * run.dt)))
+        self.plot.show_sample(run, min(max(column, 0), run.filled - 1))
+
     def view(self):
         controls = pn.Row(*self.inputs.values(), self.tip, self.run_button, self.stop_button)
-        plots = pn.Row(pn.pane.Bokeh(self.plot.shape),
+        plots = pn.Row(pn.Column(pn.pane.Bokeh(self.plot.shape), self.replay),
                        pn.Column(pn.pane.Bokeh(self.plot.spacetime), pn.pane.Bokeh(self.plot.traces)))
         return pn.Column(controls, self.status, self.error, plots, sizing_mode="stretch_width")
 
