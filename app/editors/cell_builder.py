@@ -161,7 +161,7 @@ class CellBuilder:
             self.density_where.param.update(options=places,
                                             value=value if value in places.values() else next(iter(places.values())))
         if self.selected is None:
-            rows = [f"| {i['channel']} | {i.get('gbar', 'own')} | {_where_text(i.get('where', EVERYWHERE))} |"
+            rows = [f"| {i['channel']} | {i.get('gbar', 'own')} | {cells.where_text(i.get('where', EVERYWHERE))} |"
                     for i in doc["cells"][cell].get("insert", [])]
             title = "**Densities of this cell**"
             header = "| channel | gbar (S/cm²) | on |"
@@ -339,6 +339,3 @@ class CellBuilder:
                       collapsed=False, sizing_mode="stretch_width")
         return pn.Column(self.section_form, densities, swc, width=460)
 
-
-def _where_text(where):
-    return where if isinstance(where, str) else ", ".join(where)

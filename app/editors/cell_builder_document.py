@@ -155,6 +155,11 @@ def regions(morphology):
     return found
 
 
+def where_text(where):
+    """An insertion's ``where`` as shown: a name, or a comma-separated list."""
+    return where if isinstance(where, str) else ", ".join(where)
+
+
 def channel_names(doc):
     """Every channel a cell can use: the library's and the project's own (including edited ones)."""
     return sorted(set(CHANNELS) | set(doc.get("channels", {})))
@@ -219,7 +224,7 @@ def density_sources(doc, cell, section):
         where = item.get("where", "all")
         places = [where] if isinstance(where, str) else list(where)
         if "all" in places or section in places or region in places:
-            found[item["channel"]] = (item.get("gbar"), where if isinstance(where, str) else ", ".join(where))
+            found[item["channel"]] = (item.get("gbar"), where_text(where))
     result = []
     for channel, (gbar, where) in found.items():
         result.append((channel, default_gbar(doc, channel) if gbar is None else float(gbar), where))

@@ -115,7 +115,7 @@ class CellEditor:
         rows = [{"section": name, **{key: section.get(key) for key in SECTION_COLUMNS}} for name, section in cell["morphology"].items()]
         frame = pd.DataFrame(rows).set_index("section") if rows else pd.DataFrame()
         self.sections.value = frame.rename(columns=SECTION_COLUMNS)
-        self.inserts.value = pd.DataFrame([{"channel": item["channel"], "where": _where_text(item.get("where", "all")),
+        self.inserts.value = pd.DataFrame([{"channel": item["channel"], "where": cell_docs.where_text(item.get("where", "all")),
                                             "gbar": item.get("gbar")} for item in cell.get("insert", [])],
                                           columns=["channel", "where", "gbar"]).rename(columns=INSERT_COLUMNS)
         self.channel_choice.options = cell_docs.channel_names(doc)
@@ -261,6 +261,3 @@ class CellEditor:
             builder, run, tables, sizing_mode="stretch_width", css_classes=["bf-cell-editor"],
         )
 
-
-def _where_text(where):
-    return where if isinstance(where, str) else ", ".join(where)
