@@ -20,7 +20,8 @@ from brainfuse_core.project.build import build_cell, build_channels, run_setting
 from ..views.runner import CHUNK_TARGET_S, STEP_OVERHEAD_S, STEP_PER_NODE_S
 from . import cell_builder_geometry as geometry
 
-MAX_SAMPLES = 2000  # per node; a longer run keeps every k-th step
+MAX_SAMPLES = 2000      # per node; a longer run keeps every k-th step
+MAX_VALUES = 4_000_000  # node × sample voltages kept (32 MB); a cell of many nodes keeps fewer samples
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class CellRun:
         self.path, self.distances = geometry.path_nodes(layout, morphology, tip)
         self.soma_node, self.tip_node = self.cell.location(), layout.node(tip, 1.0)
         self.n_steps = max(1, round(step.tstop / self.dt))
-        self.every = max(1, math.ceil(self.n_steps / MAX_SAMPLES))
+        self.every = max(1, math.ceil(self.n_steps / min(MAX_SAMPLES, max(1, MAX_VALUES // layout.size))))
         samples = self.n_steps // self.every + 1
         self.t = np.arange(samples) * self.every * self.dt
         self.node_v = np.full((layout.size, samples), np.nan)
