@@ -27,6 +27,7 @@ GRAB_PX = 12   # how near (px) a gesture must start to a cylinder to grab it
 SNAP_PX = 15   # how near (px) to a cylinder's end a drag snaps to that end
 MIN_DRAG_PX = 8
 EVERYWHERE = "all"
+REGIONS = ("soma", "basal", "apical", "axon", "dend")  # suggested; any name is a region
 
 
 def _optional(**bounds):
@@ -56,7 +57,8 @@ class CellBuilder:
         self.notice = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["bf-builder-error"])
         self.new_diameter = pn.widgets.TextInput(label="New cylinders: diameter (µm)", value="2", width=190,
                                                  css_classes=["bf-new-diameter"])
-        self.new_region = pn.widgets.TextInput(label="region", placeholder="inherit", width=140, css_classes=["bf-new-region"])
+        self.new_region = pn.widgets.AutocompleteInput(label="region", placeholder="inherit", width=140, restrict=False,
+                                                       options=list(REGIONS), min_characters=0, css_classes=["bf-new-region"])
         self._build_section_form()
         self._build_densities()
         self._build_swc()
@@ -125,6 +127,9 @@ class CellBuilder:
         if self.selected not in morphology:
             self.selected = None
         self.canvas.draw(morphology, self.angles_of(cell), self.selected)
+        suggested = list(dict.fromkeys([*REGIONS, *cells.regions(morphology)]))
+        if self.new_region.options != suggested:
+            self.new_region.options = suggested
         for f in self.section_fields:
             f.refresh()
         self.section_form.visible = self.selected is not None
