@@ -310,3 +310,16 @@ def test_the_l5_example_is_drawn_and_runs_in_the_builder():
     assert live.plot.pieces.data["v"] == pytest.approx(list(run.node_v[live.plot.nodes, column]))
     assert "2.50 ms" in live.plot.shape.title.text
     assert np.all(np.isfinite(run.node_v)) and run.node_v.shape[0] == run.cell.layout.size
+
+
+def test_the_sections_table_resizes_a_traced_section_as_a_cylinder(tmp_path):
+    wb, editor, builder = builder_on_new_cell()
+    path = tmp_path / "fork.swc"
+    path.write_text(SWC)
+    builder.swc_path.value, builder.swc_name.value = str(path), "fork"
+    builder._import_swc()
+    editor.cell_select.value = "fork"
+    row = list(editor.sections.value.index).index("axon[0]")
+    editor._section_edited(type("Edit", (), {"column": "diameter (µm)", "row": row, "value": "2"})())
+    axon = morphology(wb, "fork")["axon[0]"]
+    assert "points" not in axon and axon["diameter"] == 2 and axon["length"] == pytest.approx(74.0)

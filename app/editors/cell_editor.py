@@ -171,6 +171,8 @@ class CellEditor:
 
         def change(doc):
             entry = doc["cells"][cell]["morphology"][section]
+            if column in ("length", "diameter"):
+                cell_docs.as_cylinder(entry)  # a traced section's length and diameter come from its points
             if value is None:
                 entry.pop(column, None)
             else:
