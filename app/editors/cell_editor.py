@@ -19,6 +19,8 @@ from .fields import BoundField, parse_number
 
 SECTION_COLUMNS = {"length": "length (µm)", "diameter": "diameter (µm)", "nseg": "nseg", "parent": "parent",
                    "parent_x": "parent x", "region": "region"}
+# What a missing key means (the root has no parent: blank rather than NaN in the table).
+SECTION_DEFAULTS = {"nseg": 1, "region": "soma", "parent": "", "parent_x": ""}
 INSERT_COLUMNS = {"channel": "channel", "where": "where", "gbar": "gbar (S/cm²)"}
 SECTION_NUMBERS = {"length": dict(exclusive_minimum=0), "diameter": dict(exclusive_minimum=0),
                    "nseg": dict(integer=True, minimum=1), "parent_x": dict(minimum=0, maximum=1)}
@@ -112,7 +114,8 @@ class CellEditor:
         cell = doc["cells"][self.cell_select.value]
         for field in self.fields:
             field.refresh()
-        rows = [{"section": name, **{key: section.get(key) for key in SECTION_COLUMNS}} for name, section in cell["morphology"].items()]
+        rows = [{"section": name, **{key: section.get(key, SECTION_DEFAULTS.get(key)) for key in SECTION_COLUMNS}}
+                for name, section in cell["morphology"].items()]
         frame = pd.DataFrame(rows).set_index("section") if rows else pd.DataFrame()
         self.sections.value = frame.rename(columns=SECTION_COLUMNS)
         self.inserts.value = pd.DataFrame([{"channel": item["channel"], "where": cell_docs.where_text(item.get("where", "all")),
