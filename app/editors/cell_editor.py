@@ -121,7 +121,10 @@ class CellEditor:
         self.inserts.value = pd.DataFrame([{"channel": item["channel"], "where": cell_docs.where_text(item.get("where", "all")),
                                             "gbar": item.get("gbar")} for item in cell.get("insert", [])],
                                           columns=["channel", "where", "gbar"]).rename(columns=INSERT_COLUMNS)
-        self.channel_choice.options = cell_docs.channel_names(doc)
+        channels = cell_docs.channel_names(doc)
+        if self.channel_choice.options != channels:
+            chosen = self.channel_choice.value
+            self.channel_choice.param.update(options=channels, value=chosen if chosen in channels else channels[0])
         self.builder.refresh()
         self.live.refresh()
 

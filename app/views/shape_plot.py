@@ -25,7 +25,7 @@ def piece_width(diameter):
 
 class ShapePlot:
     def __init__(self):
-        self.mapper = LinearColorMapper(palette=Turbo256, low=V_LOW, high=V_HIGH)
+        self.mapper = LinearColorMapper(palette=Turbo256, low=V_LOW, high=V_HIGH, nan_color=(0, 0, 0, 0))  # nothing until a run
         self.shape = figure(frame_width=SHAPE_WIDTH, frame_height=SHAPE_HEIGHT, toolbar_location=None, tools="",
                             title="Membrane voltage", x_axis_label="x (µm)", y_axis_label="y (µm)",
                             x_range=Range1d(0, 1), y_range=Range1d(0, 1), css_classes=["bf-shape-plot"])
@@ -41,7 +41,7 @@ class ShapePlot:
                                 title="Voltage along the path (soma → tip)", x_axis_label="t (ms)",
                                 y_axis_label="distance from soma (µm)", x_range=Range1d(0, 1),
                                 y_range=Range1d(0, 1), css_classes=["bf-spacetime"])
-        self.image = ColumnDataSource({"image": [np.zeros((1, 1))], "x": [0.0], "y": [0.0], "dw": [1.0], "dh": [1.0]})
+        self.image = ColumnDataSource({"image": [np.full((1, 1), np.nan)], "x": [0.0], "y": [0.0], "dw": [1.0], "dh": [1.0]})
         self.spacetime.image("image", x="x", y="y", dw="dw", dh="dh", source=self.image, color_mapper=self.mapper)
         self.spacetime.add_layout(ColorBar(color_mapper=self.mapper, title="V (mV)", width=12), "right")
         self.traces = figure(height=240, width=520, toolbar_location=None, tools="", title="Soma and tip",
