@@ -82,7 +82,8 @@ class CellRunPanel:
         drawn = geometry.layout(morphology, self.builder.angles_of(cell))
         pieces = geometry.segment_pieces(drawn, morphology, run.cell.layout)
         root = next(name for name, section in morphology.items() if "parent" not in section)
-        self.plot.set_cell(pieces, geometry.bounds(drawn, morphology, margin=0.05, minimum=50.0), drawn[root].at(0.5), drawn[run.tip].at(1.0), step.tstop)
+        box = geometry.bounds(drawn, morphology, margin=0.05, minimum=50.0)
+        self.plot.set_cell(pieces, box, drawn[root].at(0.5), drawn[run.tip].at(1.0), step.tstop)
         self.run = run.start()
         self.stop_button.disabled = False
         if self._callback is None and served_document() is not None:
