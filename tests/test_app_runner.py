@@ -205,3 +205,16 @@ def test_the_pane_shows_a_failed_run_as_one_line():
     pane._refresh()
     assert pane.error.visible and "membrane voltage" in pane.error.object and "\n" not in pane.error.object
     assert pane.status.object.startswith("failed")
+
+
+def test_the_potjans_diesmann_column_streams_spikes_of_every_layer():
+    from brainfuse_core.networks import potjans_diesmann as pd
+
+    data = pd.project(scale=0.01, duration=150.0)
+    build = Project(data).build()
+    run = Runner().start(build, 150.0, TracePlan(build, {name: 1 for name in pd.POPULATIONS}))
+    assert run.join(120) and run.state == "finished"
+    update = run.data.drain()
+    expected = Project(data).run(150.0).spikes
+    for name in pd.POPULATIONS:
+        assert len(update.spikes[name][0]) == len(expected[name]) > 0, name
