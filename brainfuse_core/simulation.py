@@ -27,6 +27,8 @@ from .networks import Network
 from .networks.propagation import Connections
 from .recording import Probe, Result
 from .solvers.membrane import METHODS, CompiledCell
+from .solvers.network_kernel import run_network_chunk
+from .solvers.network_kernel import supports as supports_entry
 from .spikes import SpikeRecord, crossing_fraction, threshold_crossing
 from .stimuli import CURRENT_CLAMPS, VClamp
 
@@ -275,22 +277,26 @@ class Simulation:
         return run
 
     def _compiled_chunk(self, keys, start, stop):
-        """A chunk of unconnected one-compartment populations, each advanced by one compiled call."""
+        """A chunk of one-compartment populations in compiled calls: one per population when they are
+        unconnected, one for the whole network otherwise (``solvers/network_kernel.py``)."""
 
         def run(*values):
             state = dict(zip(keys, values))
-            records = {}
             steps = stop - start
-            for name, block in self._blocks.items():
-                flat_shape = (steps, self.batch, block.population.n)
-                injected = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
-                for flat, table, index in block.injections:
-                    injected = injected.index_add(2, flat, table[index[start:stop]].expand(steps, self.batch, len(flat)))
-                local = {key: state[f"{name}/{key}"] for key in block.state_names()}
-                record_v = any(probe.population == name for probe, _, _, _ in self._probe_sites)
-                updated, spikes, fraction, trace = block.kernel.run(local, self.dt, injected, block.population.threshold, record_v)
-                state.update({f"{name}/{key}": value for key, value in updated.items()})
-                records[name] = (spikes, fraction, trace)
+            if self._projections:
+                records = run_network_chunk(self, state, start, stop)
+            else:
+                records = {}
+                for name, block in self._blocks.items():
+                    flat_shape = (steps, self.batch, block.population.n)
+                    injected = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
+                    for flat, table, index in block.injections:
+                        injected = injected.index_add(2, flat, table[index[start:stop]].expand(steps, self.batch, len(flat)))
+                    local = {key: state[f"{name}/{key}"] for key in block.state_names()}
+                    record_v = any(probe.population == name for probe, _, _, _ in self._probe_sites)
+                    updated, spikes, fraction, trace = block.kernel.run(local, self.dt, injected, block.population.threshold, record_v)
+                    state.update({f"{name}/{key}": value for key, value in updated.items()})
+                    records[name] = (spikes, fraction, trace)
             out = [state[key] for key in keys]
             for probe, _, cells, _ in self._probe_sites:
                 taken = [k for k in range(steps) if (start + k + 1) % probe.every == 0]
@@ -304,8 +310,8 @@ class Simulation:
 
     def _can_run_whole_chunks(self, grad):
         """Whether every population can be advanced a whole chunk per compiled call: no gradients,
-        no synapses or clamps coupling anything per step, compiled kernels everywhere, voltage probes only."""
-        return (not grad and self.compiled and not self._projections
+        no clamps, synapses the network kernel supports, compiled kernels everywhere, voltage probes only."""
+        return (not grad and self.compiled and all(supports_entry(entry) for entry in self._projections)
                 and all(block.kernel is not None and not block.clamps for block in self._blocks.values())
                 and all(probe.variable == "v" for probe, _, _, _ in self._probe_sites))
 

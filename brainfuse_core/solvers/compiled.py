@@ -90,15 +90,19 @@ def point_kernel(block, celsius, method):
     names = block.state_names()
     if body not in _KERNELS:
         namespace = {"math": math, "numba": numba, "_sigmoid": _sigmoid, "_explinear": _explinear, "_pchip": _pchip}
-        source = _one_step(names, body) + _many_steps(names, body)
+        source = _one_step(names, body) + _many_steps(names, body) + _advance(names, body)
         exec(compile(source, "<brainfuse generated step>", "exec"), namespace)  # our generated code, never user text
-        _KERNELS[body] = namespace["step"], namespace["steps"]
+        _KERNELS[body] = namespace["step"], namespace["steps"], namespace["advance"]
     return PointKernel(*_KERNELS[body], block, parameters.values)
 
 
 class PointKernel:
-    def __init__(self, one_step, many_steps, block, parameters):
-        self.one_step, self.many_steps = one_step, many_steps
+    """``one_step``: one step (``__call__``); ``many_steps``: a chunk without synaptic input (``run``);
+    ``advance``: one step in place with spike detection, called from compiled network code
+    (``solvers/network_kernel.py``)."""
+
+    def __init__(self, one_step, many_steps, advance, block, parameters):
+        self.one_step, self.many_steps, self.advance = one_step, many_steps, advance
         self.state_names = block.state_names()
         self.densities = np.array([float(d.detach()[0]) for _, d, _ in block.channels])
         self.reversals = np.array([float(e) for _, _, e in block.channels])
@@ -174,6 +178,27 @@ def _many_steps(names, body):
         "            if trace.shape[0] > 0:",
         "                trace[step, i] = new_s0",
         *[f"            s{k}[i] = new_s{k}" for k in range(len(names))],
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _advance(names, body):
+    """One step of every cell in place, from the chunk's step ``step``: the synaptic input of a
+    network changes every step, so the network kernel calls this once per step."""
+    args = ", ".join(f"s{k}" for k in range(len(names)))
+    lines = [
+        "@numba.njit(nogil=True)",
+        f"def advance({args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, params, dt, threshold, step, spikes, fraction, trace):",
+        "    for i in range(s0.shape[0]):",
+        *[f"        s{k}_i = s{k}[i]" for k in range(len(names))],
+        "        inj, lin_g, lin_ge = injected[step, i], linear_g[i], linear_ge[i]",
+        *[f"        {line}" for line in body.splitlines()],
+        "        if s0_i < threshold and new_s0 >= threshold:",
+        "            spikes[step, i] = 1.0",
+        "            fraction[step, i] = (threshold - s0_i) / (new_s0 - s0_i)",
+        "        if trace.shape[0] > 0:",
+        "            trace[step, i] = new_s0",
+        *[f"        s{k}[i] = new_s{k}" for k in range(len(names))],
     ]
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,201 @@
+"""The CPU fast path for networks of one-compartment populations: a whole chunk of steps of the
+whole network in one compiled call.
+
+Stepping a network from Python costs dozens of small calls per step (receive, conductances,
+neuron update, spike detection, decay, propagation), which outweighs the arithmetic for networks
+of a few thousand cells. Here one generated numba function runs the chunk's steps; per step it
+calls, in the order of ``Simulation._step``: receive from the delay queue, the populations'
+generated steps (``PointKernel.advance``, written from the channel definitions) with the
+received conductances, then synaptic decay and propagation of this step's spikes through CSR
+rows into a ring buffer of per-delay queues. The same formulas run in the same order and the
+same precision, so spikes and traces equal those of the step-by-step path.
+
+The simulation's state keeps its format (``syn{k}/queue{d}`` tensors): the ring buffer is built
+from the queues at the start of a chunk and handed back as queues at its end, so chunk
+boundaries, monitors and final states are unchanged.
+"""
+
+import math
+
+import numba
+import numpy as np
+import torch
+
+from ..networks.synapses import Exp2Synapse, ExpSynapse
+
+
+def supports(entry):
+    """Whether a merged synaptic input (a ``Simulation._projections`` entry) can run here: exp or
+    exp2 kinetics with fixed numbers (tensor time constants may carry gradients)."""
+    synapse = entry["synapse"]
+    return (type(synapse) in (ExpSynapse, Exp2Synapse)
+            and not any(torch.is_tensor(value) for value in vars(synapse).values()))
+
+
+@numba.njit(nogil=True)
+def _receive(states, ring, slot, gain):
+    """Adds the arrivals due now (gain · queue, as ``receive``) and frees their slot for the longest delay."""
+    for s in range(states.shape[0]):
+        for b in range(states.shape[1]):
+            for t in range(states.shape[2]):
+                states[s, b, t] = states[s, b, t] + gain[s] * ring[slot, b, t]
+    for b in range(states.shape[1]):
+        for t in range(states.shape[2]):
+            ring[slot, b, t] = 0.0
+
+
+@numba.njit(nogil=True)
+def _conduct(states, exp2, post_flat, stride, e_rev, linear_g, linear_ge):
+    """Adds the synaptic conductance (µS) and conductance × reversal (nA) to the post cells' linear input."""
+    for b in range(states.shape[1]):
+        for t in range(states.shape[2]):
+            g = states[1, b, t] - states[0, b, t] if exp2 else states[0, b, t]
+            site = b * stride + post_flat[t]
+            linear_g[site] += g
+            linear_ge[site] += g * e_rev[0]
+
+
+@numba.njit(nogil=True)
+def _decay(states, factors):
+    for s in range(states.shape[0]):
+        for b in range(states.shape[1]):
+            for t in range(states.shape[2]):
+                states[s, b, t] = states[s, b, t] * factors[s]
+
+
+@numba.njit(nogil=True)
+def _enqueue(spikes, step, n_pre, row_pointer, post, weights, scratch, ring, slot):
+    """Adds Σ spikes · w of one delay group to its queue slot, summed apart first as ``Connections.propagate`` does."""
+    hit = False
+    for k in range(spikes.shape[1]):
+        amplitude = spikes[step, k]
+        if amplitude != 0:
+            b, c = k // n_pre, k % n_pre
+            for e in range(row_pointer[c], row_pointer[c + 1]):
+                scratch[b, post[e]] += amplitude * weights[e]
+            hit = True
+    if hit:
+        for b in range(scratch.shape[0]):
+            for t in range(scratch.shape[1]):
+                ring[slot, b, t] = ring[slot, b, t] + scratch[b, t]
+                scratch[b, t] = 0.0
+
+
+_KERNELS = {}
+
+
+def _source(layout):
+    """The chunk function for a network layout: per population its state count; per synaptic entry
+    its queue depth, post population, whether exp2, and its (pre input, delay) groups."""
+    populations, entries, n_inputs = layout
+    args = ["steps", "dt"]
+    for j, n_states in enumerate(populations):
+        args += [f"p{j}_s{k}" for k in range(n_states)]
+        args += [f"p{j}_{name}" for name in ("inj", "lg", "lge", "dens", "rev", "area", "cap", "par", "thr", "stride",
+                                             "spk", "frac", "trc")]
+    args += [f"x{i}" for i in range(n_inputs)]
+    lines = []
+    for k, (depth, post, exp2, groups) in enumerate(entries):
+        args += [f"y{k}_{name}" for name in ("st", "ring", "decay", "gain", "erev", "post", "scratch")]
+        for g in range(len(groups)):
+            args += [f"y{k}_g{g}_{name}" for name in ("n", "rp", "post", "w")]
+    lines.append("@numba.njit(nogil=True)")
+    lines.append(f"def chunk({', '.join(args)}):")
+    lines.append("    for m in range(steps):")
+    for k, (depth, _, _, _) in enumerate(entries):
+        lines.append(f"        _receive(y{k}_st, y{k}_ring, m % {depth}, y{k}_gain)")
+    for j, n_states in enumerate(populations):
+        lines.append(f"        p{j}_lg[:] = 0.0")
+        lines.append(f"        p{j}_lge[:] = 0.0")
+        for k, (_, post, exp2, _) in enumerate(entries):
+            if post == j:
+                lines.append(f"        _conduct(y{k}_st, {exp2}, y{k}_post, p{j}_stride, y{k}_erev, p{j}_lg, p{j}_lge)")
+        states = ", ".join(f"p{j}_s{k}" for k in range(n_states))
+        lines.append(f"        advance{j}({states}, p{j}_inj, p{j}_lg, p{j}_lge, p{j}_dens, p{j}_rev, p{j}_area, p{j}_cap, "
+                     f"p{j}_par, dt, p{j}_thr, m, p{j}_spk, p{j}_frac, p{j}_trc)")
+    for k, (depth, _, _, groups) in enumerate(entries):
+        lines.append(f"        _decay(y{k}_st, y{k}_decay)")
+        for g, (pre, delay) in enumerate(groups):
+            spikes = f"p{pre[1]}_spk" if pre[0] == "population" else f"x{pre[1]}"
+            lines.append(f"        _enqueue({spikes}, m, y{k}_g{g}_n, y{k}_g{g}_rp, y{k}_g{g}_post, y{k}_g{g}_w, "
+                         f"y{k}_scratch, y{k}_ring, (m + {delay}) % {depth})")
+    return "\n".join(lines) + "\n"
+
+
+def _compiled(layout, advances):
+    key = (layout, tuple(id(a) for a in advances))
+    if key not in _KERNELS:
+        namespace = {"numba": numba, "_receive": _receive, "_conduct": _conduct, "_decay": _decay, "_enqueue": _enqueue}
+        namespace.update({f"advance{j}": advance for j, advance in enumerate(advances)})
+        exec(compile(_source(layout), "<brainfuse generated network>", "exec"), namespace)  # our generated code
+        _KERNELS[key] = namespace["chunk"]
+    return _KERNELS[key]
+
+
+def run_network_chunk(sim, state, start, stop):
+    """Steps start..stop-1 of ``sim`` (a prepared Simulation that passed ``_can_run_whole_chunks``).
+
+    Updates ``state`` (name → tensor) to the state after the chunk and returns, per population,
+    (spikes, crossing fractions, voltage after every step or None), each (steps, B, cells)."""
+    dtype, B, steps = sim.dtype, sim.batch, stop - start
+    np_dtype = np.float32 if dtype == torch.float32 else np.float64
+    names = list(sim._blocks)
+    index = {name: j for j, name in enumerate(names)}
+    probed = {probe.population for probe, _, _, _ in sim._probe_sites}
+    populations, arrays, advances, outputs = [], [], [], {}
+    for j, name in enumerate(names):
+        block, kernel = sim._blocks[name], sim._blocks[name].kernel
+        n = block.population.n
+        injected = torch.zeros((steps, B, n), dtype=dtype)
+        for flat, table, where in block.injections:
+            injected = injected.index_add(2, flat, table[where[start:stop]].expand(steps, B, len(flat)))
+        values = [state[f"{name}/{key}"].detach().reshape(-1).numpy().copy() for key in block.state_names()]
+        spikes = np.zeros((steps, B * n), dtype=np_dtype)
+        fraction = np.zeros_like(spikes)
+        trace = np.empty((steps if name in probed else 0, B * n), dtype=np_dtype)
+        densities, reversals, area, capacitance, parameters = kernel._constants(np_dtype)
+        arrays += values + [np.ascontiguousarray(injected.reshape(steps, -1).numpy()), np.empty(B * n, np_dtype),
+                            np.empty(B * n, np_dtype), densities, reversals, area, capacitance, parameters,
+                            float(block.population.threshold), n * block.size, spikes, fraction, trace]
+        populations.append(len(values))
+        advances.append(kernel.advance)
+        outputs[name] = (values, spikes, fraction, trace)
+    inputs = {}
+    for name, source in sim._sources.items():
+        counts = source.spike_counts(start, stop, sim.dt, B, dtype, sim.device)
+        inputs[name] = len(inputs)
+        arrays.append(np.ascontiguousarray(counts.reshape(steps, -1).numpy()))
+    entries, rings = [], []
+    for k, entry in enumerate(sim._projections):
+        synapse, depth = entry["synapse"], entry["max_delay"]
+        exp2 = isinstance(synapse, Exp2Synapse)
+        taus = [synapse.tau_rise, synapse.tau_decay] if exp2 else [synapse.tau]
+        gain = [synapse.factor, synapse.factor] if exp2 else [1.0]
+        states = np.stack([state[f"syn{k}/{s}"].detach().numpy() for s in range(synapse.n_states)])
+        ring = np.stack([state[f"syn{k}/queue{d}"].detach().numpy() for d in range(depth)])
+        arrays += [states, ring, np.array([math.exp(-sim.dt / tau) for tau in taus], dtype=np_dtype),
+                   np.array(gain, dtype=np_dtype), np.array([synapse.e_rev], dtype=np_dtype),
+                   entry["post_flat"].numpy().astype(np.int64), np.zeros_like(states[0])]
+        groups = []
+        for pre, delay_groups in entry["arrivals"]:
+            n_pre = (sim._blocks[pre].population if pre in sim._blocks else sim._sources[pre]).n
+            for delay, connections in delay_groups:
+                groups.append((("population", index[pre]) if pre in index else ("input", inputs[pre]), delay))
+                arrays += [n_pre, connections.row_pointer, connections.post_np,
+                           np.ascontiguousarray(connections.weights_np, dtype=np_dtype)]
+        entries.append((depth, index[entry["post"]], exp2, tuple(groups)))
+        rings.append((k, synapse.n_states, depth, states, ring))
+    chunk = _compiled((tuple(populations), tuple(entries), len(inputs)), advances)
+    chunk(steps, sim.dt, *arrays)
+    for k, n_states, depth, states, ring in rings:
+        state.update({f"syn{k}/{s}": torch.from_numpy(states[s]) for s in range(n_states)})
+        state.update({f"syn{k}/queue{d}": torch.from_numpy(ring[(steps + d) % depth].copy()) for d in range(depth)})
+    records = {}
+    for name, (values, spikes, fraction, trace) in outputs.items():
+        shape = state[f"{name}/v"].shape
+        block = sim._blocks[name]
+        state.update({f"{name}/{key}": torch.from_numpy(value).reshape(shape)
+                      for key, value in zip(block.state_names(), values)})
+        as_tensor = lambda array: torch.from_numpy(array).reshape(steps, B, block.population.n)
+        records[name] = (as_tensor(spikes), as_tensor(fraction), as_tensor(trace) if trace.shape[0] else None)
+    return records
