@@ -1,0 +1,67 @@
+"""Run a population of one-compartment cells with the generated Triton kernel, many steps per launch.
+
+For cells whose input is known in advance (injected current, no synapses): one launch advances
+every cell ``steps`` steps with its state in registers. On a CUDA device it runs compiled; on the
+CPU it runs under Triton's interpreter (TRITON_INTERPRET=1 when the kernel is first generated),
+which is how the tests compare it with the tensor path.
+"""
+
+import linecache
+
+import torch
+import triton
+
+from ..channels.curves import NotCompilable
+from ..errors import ModelError
+from .functions import jitted
+from .point_source import Parameters, body, kernel_source
+
+_KERNELS = {}
+
+
+def run_point_population(block, state, dt, injected, threshold, celsius, method="backward_euler", record_v=False):
+    """Advance ``block`` (a CompiledCell of one compartment) ``K = injected.shape[0]`` steps of ``dt`` ms.
+
+    ``state``: the block's state dict, tensors (B, C, 1) (v in mV, gates, [Ca]i in mM), as from
+    ``CompiledCell.initial_state``; ``injected``: (K, B, C) nA per step; ``threshold`` mV; ``celsius`` °C.
+    Returns (new state, spikes (K, B, C) 0/1, crossing fractions (K, B, C) 0..1 where a spike is,
+    v after every step (K, B, C) mV or None) — the contract of the CPU kernel's ``run``."""
+    parameters = Parameters()
+    try:
+        lines = body(block, celsius, method, float(dt), parameters)
+        threshold_text = parameters(threshold)
+    except NotCompilable as err:
+        raise ModelError(f"the Triton point-neuron kernel cannot run this population: {err}; "
+                         "run it on the tensor path (Simulation(..., compiled=False))") from None
+    names = block.state_names()
+    advance = _kernel(kernel_source(names, lines, parameters.scalars, threshold_text))
+    shape = state["v"].shape
+    dtype, device = state["v"].dtype, state["v"].device
+    steps, n_cells = injected.shape[0], shape[0] * shape[1]
+    if injected.shape[1:] != shape[:2]:
+        raise ModelError(f"injected current has shape {tuple(injected.shape)}; expected (steps, {shape[0]}, {shape[1]})")
+    new = [state[name].detach().reshape(-1).to(dtype).clone() for name in names]
+    current = injected.detach().to(dtype=dtype, device=device).reshape(steps, n_cells).contiguous()
+    params = torch.tensor(parameters.values, dtype=dtype, device=device)
+    spikes = torch.empty(steps, n_cells, dtype=dtype, device=device)
+    fraction = torch.empty_like(spikes)
+    trace = torch.empty_like(spikes) if record_v else torch.empty(1, dtype=dtype, device=device)
+    block_size = min(128, max(16, triton.next_power_of_2(n_cells)))
+    grid = (triton.cdiv(n_cells, block_size),)
+    advance[grid](*new, current, params, spikes, fraction, trace, n_cells, steps, RECORD=record_v, BLOCK=block_size)
+    as_steps = lambda values: values.reshape(steps, *shape[:2])
+    return ({name: value.reshape(shape) for name, value in zip(names, new)},
+            as_steps(spikes), as_steps(fraction), as_steps(trace) if record_v else None)
+
+
+def _kernel(source):
+    """The compiled ``advance`` of ``source``, generated once per source text and interpreter setting."""
+    key = (source, triton.knobs.runtime.interpret)
+    if key not in _KERNELS:
+        filename = f"<brainfuse triton kernel {len(_KERNELS)}>"
+        # Triton reads a kernel's source back through inspect; linecache is where it finds generated text.
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+        namespace = jitted({})
+        exec(compile(source, filename, "exec"), namespace)  # our generated code, never user text
+        _KERNELS[key] = namespace["advance"]
+    return _KERNELS[key]
