@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reas
 
 AREA = 31416.0  # µm²: 1 µA/cm² is 0.31416 nA
 THRESHOLD = -20.0  # mV
-STEPS = 200
+STEPS = 160
 # mV. Measured: float64 within 3e-12, float32 within 5e-4 (rounding, amplified on spike upstrokes).
 TOLERANCE = {torch.float64: 1e-9, torch.float32: 5e-3}
 
@@ -43,11 +43,11 @@ def run_point_population():
 
 def _injected(cells, dtype, peak):
     """(STEPS, 1, cells) nA: per cell a different amplitude up to ``peak``, off for the first 20 steps
-    and halved for the last 50, so the kernel must read its input step by step."""
+    and halved for the last 40, so the kernel must read its input step by step."""
     amplitude = torch.linspace(0.0, peak, cells, dtype=dtype)
     envelope = torch.ones(STEPS, dtype=dtype)
     envelope[:20] = 0.0
-    envelope[-50:] = 0.5
+    envelope[-40:] = 0.5
     return (envelope[:, None] * amplitude[None, :]).unsqueeze(1).contiguous()
 
 
@@ -74,7 +74,7 @@ def _compare(run, cell, dtype, peak, celsius, method="backward_euler", dt=0.05, 
     for name, value in expected_state.items():
         assert value.shape == state[name].shape
         scale = value.abs().max().item()
-        assert (state[name] - value).abs().max().item() <= TOLERANCE[dtype] * max(scale, 1e-3), name
+        assert (state[name] - value).abs().max().item() <= TOLERANCE[dtype] * scale, name
     crossed = spikes.bool()
     assert bool(((fraction[crossed] > 0) & (fraction[crossed] <= 1)).all()) and bool((fraction[~crossed] == 0).all())
     return trace, spikes
@@ -167,3 +167,18 @@ def test_refuses_multicompartment_cells(run_point_population):
     start = block.initial_state(torch.full((1, 1, 3), -65.0, dtype=torch.float64), 6.3)
     with pytest.raises(ModelError, match="several compartments.*compiled=False"):
         run_point_population(block, start, 0.025, torch.zeros(5, 1, 1, dtype=torch.float64), THRESHOLD, 6.3)
+
+
+@pytest.mark.parametrize("case, dtype", [("calcium", torch.float64), ("tabulated_expression", torch.float32)])
+def test_kernels_lower_to_a_cuda_binary(case, dtype):
+    """What the interpreter cannot check: the same source compiles for an H100/H200 (no GPU needed)."""
+    from brainfuse_core.gpu.point import compile_for_cuda
+
+    saved = os.environ.pop("TRITON_INTERPRET", None)
+    try:
+        build, _, celsius = CASES[case]
+        compiled = compile_for_cuda(CompiledCell(build(), dtype, "cpu"), celsius, "backward_euler", 0.05, dtype)
+    finally:
+        if saved is not None:
+            os.environ["TRITON_INTERPRET"] = saved
+    assert ".entry advance" in compiled.asm["ptx"] and len(compiled.asm["cubin"]) > 10_000

@@ -85,7 +85,8 @@ FUNCTIONS = {"exp": "tl.exp", "log": "tl.log", "sqrt": "tl.sqrt", "abs": "tl.abs
 
 def jitted(namespace):
     """Adds every helper, compiled with ``triton.jit``, to ``namespace`` (whose globals they then use)."""
-    namespace.update({"tl": tl, "triton": triton})
+    # A module name, as Triton asks every jitted function for one.
+    namespace.update({"__name__": "brainfuse_core.gpu.generated", "tl": tl, "triton": triton})
     for helper in HELPERS:
         rebound = types.FunctionType(helper.__code__, namespace, helper.__name__, helper.__defaults__)
         namespace[helper.__name__] = triton.jit(rebound)

@@ -26,15 +26,7 @@ def run_point_population(block, state, dt, injected, threshold, celsius, method=
     ``CompiledCell.initial_state``; ``injected``: (K, B, C) nA per step; ``threshold`` mV; ``celsius`` °C.
     Returns (new state, spikes (K, B, C) 0/1, crossing fractions (K, B, C) 0..1 where a spike is,
     v after every step (K, B, C) mV or None) — the contract of the CPU kernel's ``run``."""
-    parameters = Parameters()
-    try:
-        lines = body(block, celsius, method, float(dt), parameters)
-        threshold_text = parameters(threshold)
-    except NotCompilable as err:
-        raise ModelError(f"the Triton point-neuron kernel cannot run this population: {err}; "
-                         "run it on the tensor path (Simulation(..., compiled=False))") from None
-    names = block.state_names()
-    advance = _kernel(kernel_source(names, lines, parameters.scalars, threshold_text))
+    advance, names, parameters = _generate(block, celsius, method, dt, threshold)
     shape = state["v"].shape
     dtype, device = state["v"].dtype, state["v"].device
     steps, n_cells = injected.shape[0], shape[0] * shape[1]
@@ -52,6 +44,35 @@ def run_point_population(block, state, dt, injected, threshold, celsius, method=
     as_steps = lambda values: values.reshape(steps, *shape[:2])
     return ({name: value.reshape(shape) for name, value in zip(names, new)},
             as_steps(spikes), as_steps(fraction), as_steps(trace) if record_v else None)
+
+
+def compile_for_cuda(block, celsius, method, dt, dtype, capability=90):
+    """The kernel for ``block`` compiled to a cubin for a CUDA GPU of compute ``capability`` (90: H100,
+    H200), with no GPU needed: checks that the generated source lowers, which the interpreter cannot.
+    Run with TRITON_INTERPRET unset."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    advance, names, _ = _generate(block, celsius, method, dt, threshold=0.0)
+    pointer = {torch.float32: "*fp32", torch.float64: "*fp64"}[dtype]
+    signature = {f"s{k}_ptr": pointer for k in range(len(names))}
+    signature.update({f"{name}_ptr": pointer for name in ("injected", "params", "spikes", "fraction", "trace")})
+    signature.update({"n_cells": "i32", "n_steps": "i32", "RECORD": "constexpr", "BLOCK": "constexpr"})
+    source = ASTSource(advance, signature, constexprs={"RECORD": True, "BLOCK": 128})
+    return triton.compile(source, target=GPUTarget("cuda", capability, 32))
+
+
+def _generate(block, celsius, method, dt, threshold):
+    """The kernel for ``block``, its state names and the run-time parameters (``Parameters``)."""
+    parameters = Parameters()
+    try:
+        lines = body(block, celsius, method, float(dt), parameters)
+        threshold_text = parameters(threshold)
+    except NotCompilable as err:
+        raise ModelError(f"the Triton point-neuron kernel cannot run this population: {err}; "
+                         "run it on the tensor path (Simulation(..., compiled=False))") from None
+    names = block.state_names()
+    return _kernel(kernel_source(names, lines, parameters.scalars, threshold_text)), names, parameters
 
 
 def _kernel(source):
