@@ -21,19 +21,21 @@ from ..channels.curves import NotCompilable, scalar
 from ..units import DENSITY_TO_ABSOLUTE, FARADAY
 
 
-@numba.njit(inline="always")
+# error_model="numpy" everywhere: a division by zero gives inf/NaN (which the simulation's finiteness
+# check reports) instead of a checked branch around every division, which costs ~10 % of a step.
+@numba.njit(inline="always", error_model="numpy")
 def _sigmoid(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", error_model="numpy")
 def _explinear(x):
     if abs(x) < 1e-6:
         return 1.0 + 0.5 * x
     return x / -math.expm1(-x)
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", error_model="numpy")
 def _pchip(x, points, values, slopes):
     """The tabulated curve's monotone cubic at x, flat outside the points (as ``Tabulated.__call__``)."""
     last = points.shape[0] - 1
@@ -90,19 +92,20 @@ def point_kernel(block, celsius, method):
     names = block.state_names()
     if body not in _KERNELS:
         namespace = {"math": math, "numba": numba, "_sigmoid": _sigmoid, "_explinear": _explinear, "_pchip": _pchip}
-        source = _one_step(names, body) + _many_steps(names, body) + _advance(names, body)
+        source = _one_step(names, body) + _many_steps(names, body) + _advance(names, body, False) + _advance(names, body, True)
         exec(compile(source, "<brainfuse generated step>", "exec"), namespace)  # our generated code, never user text
-        _KERNELS[body] = namespace["step"], namespace["steps"], namespace["advance"]
+        _KERNELS[body] = namespace["step"], namespace["steps"], namespace["advance"], namespace["advance_parallel"]
     return PointKernel(*_KERNELS[body], block, parameters.values)
 
 
 class PointKernel:
     """``one_step``: one step (``__call__``); ``many_steps``: a chunk without synaptic input (``run``);
     ``advance``: one step in place with spike detection, called from compiled network code
-    (``solvers/network_kernel.py``)."""
+    (``solvers/network_kernel.py``); ``advance_parallel``: the same with the cells split over threads."""
 
-    def __init__(self, one_step, many_steps, advance, block, parameters):
-        self.one_step, self.many_steps, self.advance = one_step, many_steps, advance
+    def __init__(self, one_step, many_steps, advance, advance_parallel, block, parameters):
+        self.one_step, self.many_steps = one_step, many_steps
+        self.advance, self.advance_parallel = advance, advance_parallel
         self.state_names = block.state_names()
         self.densities = np.array([float(d.detach()[0]) for _, d, _ in block.channels])
         self.reversals = np.array([float(e) for _, _, e in block.channels])
@@ -149,7 +152,7 @@ def _one_step(names, body):
     args = ", ".join(f"s{k}" for k in range(len(names)))
     outs = ", ".join(f"out_s{k}" for k in range(len(names)))
     lines = [
-        "@numba.njit(nogil=True)",
+        "@numba.njit(nogil=True, error_model=\"numpy\")",
         f"def step({args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, params, dt, {outs}):",
         "    for i in range(s0.shape[0]):",
         *[f"        s{k}_i = s{k}[i]" for k in range(len(names))],
@@ -163,7 +166,7 @@ def _one_step(names, body):
 def _many_steps(names, body):
     args = ", ".join(f"s{k}" for k in range(len(names)))
     lines = [
-        "@numba.njit(nogil=True)",
+        "@numba.njit(nogil=True, error_model=\"numpy\")",
         f"def steps({args}, injected, densities, reversals, area, capacitance, params, dt, threshold, spikes, fraction, trace):",
         "    lin_g = 0.0",
         "    lin_ge = 0.0",
@@ -182,14 +185,15 @@ def _many_steps(names, body):
     return "\n".join(lines) + "\n"
 
 
-def _advance(names, body):
+def _advance(names, body, parallel):
     """One step of every cell in place, from the chunk's step ``step``: the synaptic input of a
-    network changes every step, so the network kernel calls this once per step."""
+    network changes every step, so the network kernel calls this once per step. Cells are
+    independent within a step, so ``parallel`` splits them over threads with the same results."""
     args = ", ".join(f"s{k}" for k in range(len(names)))
     lines = [
-        "@numba.njit(nogil=True)",
-        f"def advance({args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, params, dt, threshold, step, spikes, fraction, trace):",
-        "    for i in range(s0.shape[0]):",
+        f"@numba.njit(nogil=True, error_model=\"numpy\", parallel={parallel})",
+        f"def advance{'_parallel' if parallel else ''}({args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, params, dt, threshold, step, spikes, fraction, trace):",
+        f"    for i in {'numba.prange' if parallel else 'range'}(s0.shape[0]):",
         *[f"        s{k}_i = s{k}[i]" for k in range(len(names))],
         "        inj, lin_g, lin_ge = injected[step, i], linear_g[i], linear_ge[i]",
         *[f"        {line}" for line in body.splitlines()],

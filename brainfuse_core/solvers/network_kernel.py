@@ -32,7 +32,7 @@ def supports(entry):
             and not any(torch.is_tensor(value) for value in vars(synapse).values()))
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, error_model="numpy")
 def _receive(states, ring, slot, gain):
     """Adds the arrivals due now (gain · queue, as ``receive``) and frees their slot for the longest delay."""
     for s in range(states.shape[0]):
@@ -44,7 +44,7 @@ def _receive(states, ring, slot, gain):
             ring[slot, b, t] = 0.0
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, error_model="numpy")
 def _conduct(states, exp2, post_flat, stride, e_rev, linear_g, linear_ge):
     """Adds the synaptic conductance (µS) and conductance × reversal (nA) to the post cells' linear input."""
     for b in range(states.shape[1]):
@@ -55,7 +55,7 @@ def _conduct(states, exp2, post_flat, stride, e_rev, linear_g, linear_ge):
             linear_ge[site] += g * e_rev[0]
 
 
-@numba.njit(nogil=True)
+@numba.njit(nogil=True, error_model="numpy")
 def _decay(states, factors):
     for s in range(states.shape[0]):
         for b in range(states.shape[1]):
@@ -63,25 +63,33 @@ def _decay(states, factors):
                 states[s, b, t] = states[s, b, t] * factors[s]
 
 
-@numba.njit(nogil=True)
-def _enqueue(spikes, step, n_pre, row_pointer, post, weights, scratch, ring, slot):
-    """Adds Σ spikes · w of one delay group to its queue slot, summed apart first as ``Connections.propagate`` does."""
-    hit = False
+@numba.njit(nogil=True, error_model="numpy")
+def _enqueue(spikes, step, n_pre, row_pointer, post, weights, scratch, touched, ring, slot):
+    """Adds Σ spikes · w of one delay group to its queue slot, summed apart first as ``Connections.propagate``
+    does (the same roundings); ``touched`` lists the (flat) targets that received something."""
+    n_post, n_touched = scratch.shape[1], 0
     for k in range(spikes.shape[1]):
         amplitude = spikes[step, k]
         if amplitude != 0:
             b, c = k // n_pre, k % n_pre
             for e in range(row_pointer[c], row_pointer[c + 1]):
-                scratch[b, post[e]] += amplitude * weights[e]
-            hit = True
-    if hit:
-        for b in range(scratch.shape[0]):
-            for t in range(scratch.shape[1]):
-                ring[slot, b, t] = ring[slot, b, t] + scratch[b, t]
-                scratch[b, t] = 0.0
+                arrival = amplitude * weights[e]
+                if arrival == 0:  # adds nothing, and must not be listed twice
+                    continue
+                if scratch[b, post[e]] == 0:
+                    touched[n_touched] = b * n_post + post[e]
+                    n_touched += 1
+                scratch[b, post[e]] += arrival
+    for k in range(n_touched):
+        b, t = touched[k] // n_post, touched[k] % n_post
+        ring[slot, b, t] = ring[slot, b, t] + scratch[b, t]
+        scratch[b, t] = 0.0
 
 
 _KERNELS = {}
+PARALLEL_FROM = 2000
+"""Cells (batch × population) from which a population's step is split over threads: below, waking
+the threads every step costs more than the ~0.1 µs per cell they share."""
 
 
 def _source(layout):
@@ -96,10 +104,10 @@ def _source(layout):
     args += [f"x{i}" for i in range(n_inputs)]
     lines = []
     for k, (depth, post, exp2, groups) in enumerate(entries):
-        args += [f"y{k}_{name}" for name in ("st", "ring", "decay", "gain", "erev", "post", "scratch")]
+        args += [f"y{k}_{name}" for name in ("st", "ring", "decay", "gain", "erev", "post", "scratch", "touched")]
         for g in range(len(groups)):
             args += [f"y{k}_g{g}_{name}" for name in ("n", "rp", "post", "w")]
-    lines.append("@numba.njit(nogil=True)")
+    lines.append('@numba.njit(nogil=True, error_model="numpy")')
     lines.append(f"def chunk({', '.join(args)}):")
     lines.append("    for m in range(steps):")
     for k, (depth, _, _, _) in enumerate(entries):
@@ -118,7 +126,7 @@ def _source(layout):
         for g, (pre, delay) in enumerate(groups):
             spikes = f"p{pre[1]}_spk" if pre[0] == "population" else f"x{pre[1]}"
             lines.append(f"        _enqueue({spikes}, m, y{k}_g{g}_n, y{k}_g{g}_rp, y{k}_g{g}_post, y{k}_g{g}_w, "
-                         f"y{k}_scratch, y{k}_ring, (m + {delay}) % {depth})")
+                         f"y{k}_scratch, y{k}_touched, y{k}_ring, (m + {delay}) % {depth})")
     return "\n".join(lines) + "\n"
 
 
@@ -138,6 +146,7 @@ def run_network_chunk(sim, state, start, stop):
     Updates ``state`` (name → tensor) to the state after the chunk and returns, per population,
     (spikes, crossing fractions, voltage after every step or None), each (steps, B, cells)."""
     dtype, B, steps = sim.dtype, sim.batch, stop - start
+    threads = sim.threads or numba.config.NUMBA_NUM_THREADS
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
     names = list(sim._blocks)
     index = {name: j for j, name in enumerate(names)}
@@ -158,7 +167,7 @@ def run_network_chunk(sim, state, start, stop):
                             np.empty(B * n, np_dtype), densities, reversals, area, capacitance, parameters,
                             float(block.population.threshold), n * block.size, spikes, fraction, trace]
         populations.append(len(values))
-        advances.append(kernel.advance)
+        advances.append(kernel.advance_parallel if threads > 1 and B * n >= PARALLEL_FROM else kernel.advance)
         outputs[name] = (values, spikes, fraction, trace)
     inputs = {}
     for name, source in sim._sources.items():
@@ -175,7 +184,7 @@ def run_network_chunk(sim, state, start, stop):
         ring = np.stack([state[f"syn{k}/queue{d}"].detach().numpy() for d in range(depth)])
         arrays += [states, ring, np.array([math.exp(-sim.dt / tau) for tau in taus], dtype=np_dtype),
                    np.array(gain, dtype=np_dtype), np.array([synapse.e_rev], dtype=np_dtype),
-                   entry["post_flat"].numpy().astype(np.int64), np.zeros_like(states[0])]
+                   entry["post_flat"].numpy().astype(np.int64), np.zeros_like(states[0]), np.empty(states[0].size, np.int64)]
         groups = []
         for pre, delay_groups in entry["arrivals"]:
             n_pre = (sim._blocks[pre].population if pre in sim._blocks else sim._sources[pre]).n
@@ -186,7 +195,12 @@ def run_network_chunk(sim, state, start, stop):
         entries.append((depth, index[entry["post"]], exp2, tuple(groups)))
         rings.append((k, synapse.n_states, depth, states, ring))
     chunk = _compiled((tuple(populations), tuple(entries), len(inputs)), advances)
-    chunk(steps, sim.dt, *arrays)
+    threads_before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        chunk(steps, sim.dt, *arrays)
+    finally:
+        numba.set_num_threads(threads_before)
     for k, n_states, depth, states, ring in rings:
         state.update({f"syn{k}/{s}": torch.from_numpy(states[s]) for s in range(n_states)})
         state.update({f"syn{k}/queue{d}": torch.from_numpy(ring[(steps + d) % depth].copy()) for d in range(depth)})
