@@ -13,6 +13,9 @@ same precision, so spikes and traces equal those of the step-by-step path.
 The simulation's state keeps its format (``syn{k}/queue{d}`` tensors): the ring buffer is built
 from the queues at the start of a chunk and handed back as queues at its end, so chunk
 boundaries, monitors and final states are unchanged.
+
+Populations of at least ``PARALLEL_FROM`` cells step on ``Simulation(threads=...)`` threads (all
+of numba's by default); cells are independent within a step, so the results do not change.
 """
 
 import math
@@ -86,10 +89,10 @@ def _enqueue(spikes, step, n_pre, row_pointer, post, weights, scratch, touched, 
         scratch[b, t] = 0.0
 
 
-_KERNELS = {}
+_KERNELS = {}  # compiled chunk functions by network layout and the populations' step functions
 PARALLEL_FROM = 2000
-"""Cells (batch × population) from which a population's step is split over threads: below, waking
-the threads every step costs more than the ~0.1 µs per cell they share."""
+"""Cells (batch × population) from which a population's step is split over threads: a parallel
+region costs ~10 µs per step, which pays once the cells' work (~0.1 µs each) is well above it."""
 
 
 def _source(layout):
