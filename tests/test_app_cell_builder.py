@@ -37,6 +37,17 @@ def builder_on_new_cell(name="ball"):
     return wb, editor, editor.builder
 
 
+def builder_showing_the_fork(tmp_path):
+    """A builder with the SWC fork imported (by path) as cell "fork" and shown."""
+    wb, editor, builder = builder_on_new_cell()
+    path = tmp_path / "fork.swc"
+    path.write_text(SWC)
+    builder.swc_path.value, builder.swc_name.value = str(path), "fork"
+    builder._import_swc()
+    editor.cell_select.value = "fork"
+    return wb, editor, builder
+
+
 def morphology(wb, cell="ball"):
     return wb.document["cells"][cell]["morphology"]
 
@@ -264,17 +275,12 @@ def test_run_refusals_are_one_line():
 
 
 def test_traced_sections_keep_their_shape_when_moved_and_become_cylinders_when_resized(tmp_path):
-    wb, editor, builder = builder_on_new_cell()
-    path = tmp_path / "fork.swc"
-    path.write_text(SWC)
-    builder.swc_path.value, builder.swc_name.value = str(path), "fork"
-    builder._import_swc()
-    editor.cell_select.value = "fork"
+    wb, editor, builder = builder_showing_the_fork(tmp_path)
     sections = morphology(wb, "fork")
     drawn = builder.canvas.drawn
     assert drawn["basal[1]"].xs == [60.0, 100.0] and drawn["basal[1]"].ys == [0.0, 40.0]  # drawn along its points
     # basal[2] moved onto the axon's far end: its points shift there, its membrane unchanged.
-    area_before = load_swc(path).sections["basal[2]"].area
+    area_before = load_swc(tmp_path / "fork.swc").sections["basal[2]"].area
     builder.reattach("basal[2]", drawn["axon[0]"].at(1.0))
     moved = morphology(wb, "fork")["basal[2]"]
     assert moved["parent"] == "axon[0]" and moved["parent_x"] == 1.0
@@ -313,12 +319,7 @@ def test_the_l5_example_is_drawn_and_runs_in_the_builder():
 
 
 def test_the_sections_table_resizes_a_traced_section_as_a_cylinder(tmp_path):
-    wb, editor, builder = builder_on_new_cell()
-    path = tmp_path / "fork.swc"
-    path.write_text(SWC)
-    builder.swc_path.value, builder.swc_name.value = str(path), "fork"
-    builder._import_swc()
-    editor.cell_select.value = "fork"
+    wb, editor, builder = builder_showing_the_fork(tmp_path)
     row = list(editor.sections.value.index).index("axon[0]")
     editor._section_edited(type("Edit", (), {"column": "diameter (µm)", "row": row, "value": "2"})())
     axon = morphology(wb, "fork")["axon[0]"]

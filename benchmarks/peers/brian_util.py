@@ -12,6 +12,21 @@ from .env_info import thread_info
 BRIAN_MODES = ("runtime", "cpp_standalone")
 
 
+# The Traub-Miles gates (Brette et al. 2007, COBAHH) in Brian2's equation language, with the threshold
+# offset VT: shared by the peers whose cells use them; each peer adds its own membrane and synapse equations.
+TRAUB_MILES_GATES = """
+dm/dt = alpha_m*(1 - m) - beta_m*m : 1
+dh/dt = alpha_h*(1 - h) - beta_h*h : 1
+dn/dt = alpha_n*(1 - n) - beta_n*n : 1
+alpha_m = 1.28/exprel((13*mV - v + VT)/(4*mV))/ms : Hz
+beta_m = 1.4/exprel((v - VT - 40*mV)/(5*mV))/ms : Hz
+alpha_h = 0.128*exp((17*mV - v + VT)/(18*mV))/ms : Hz
+beta_h = 4/(1 + exp((40*mV - v + VT)/(5*mV)))/ms : Hz
+alpha_n = 0.16/exprel((15*mV - v + VT)/(5*mV))/ms : Hz
+beta_n = 0.5*exp((10*mV - v + VT)/(40*mV))/ms : Hz
+"""
+
+
 @contextmanager
 def brian_device(mode: str, cold_cache: bool = False):
     """Select a Brian2 device for one build-and-run, then restore 'runtime'.

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .brian_util import brian_device, brian_thread_info
+from .brian_util import TRAUB_MILES_GATES, brian_device, brian_thread_info
 from .env_info import thread_info
 from .isolate import REPO_ROOT, run_isolated
 
@@ -177,18 +177,9 @@ def spike_statistics(spike_t_ms, spike_i, n_exc: int = N_EXC,
 _BRIAN_EQS = """
 dv/dt = (gl*(El - v) + ge*(Ee - v) + gi*(Ei - v)
          - g_na*m**3*h*(v - ENa) - g_kd*n**4*(v - EK)) / Cm : volt
-dm/dt = alpha_m*(1 - m) - beta_m*m : 1
-dh/dt = alpha_h*(1 - h) - beta_h*h : 1
-dn/dt = alpha_n*(1 - n) - beta_n*n : 1
 dge/dt = -ge/taue : siemens
 dgi/dt = -gi/taui : siemens
-alpha_m = 1.28/exprel((13*mV - v + VT)/(4*mV))/ms : Hz
-beta_m = 1.4/exprel((v - VT - 40*mV)/(5*mV))/ms : Hz
-alpha_h = 0.128*exp((17*mV - v + VT)/(18*mV))/ms : Hz
-beta_h = 4/(1 + exp((40*mV - v + VT)/(5*mV)))/ms : Hz
-alpha_n = 0.16/exprel((15*mV - v + VT)/(5*mV))/ms : Hz
-beta_n = 0.5*exp((10*mV - v + VT)/(40*mV))/ms : Hz
-"""
+""" + TRAUB_MILES_GATES
 
 
 def run_brian2(seed: int = 0, mode: str = "runtime",

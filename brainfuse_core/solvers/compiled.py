@@ -148,6 +148,23 @@ class PointKernel:
                 as_tensor(spikes), as_tensor(fraction), as_tensor(trace) if record_v else None)
 
 
+def _cell_update(names, body, indent, spike_step=None):
+    """The statements advancing cell i: load its state, the body, then (if ``spike_step`` names the
+    row of the step) spike detection and the voltage trace; the caller stores new_s0, new_s1, ..."""
+    pad = " " * indent
+    lines = [f"{pad}s{k}_i = s{k}[i]" for k in range(len(names))]
+    lines += [f"{pad}{line}" for line in body.splitlines()]
+    if spike_step is not None:
+        lines += [
+            f"{pad}if s0_i < threshold and new_s0 >= threshold:",
+            f"{pad}    spikes[{spike_step}, i] = 1.0",
+            f"{pad}    fraction[{spike_step}, i] = (threshold - s0_i) / (new_s0 - s0_i)",
+            f"{pad}if trace.shape[0] > 0:",
+            f"{pad}    trace[{spike_step}, i] = new_s0",
+        ]
+    return lines
+
+
 def _one_step(names, body):
     args = ", ".join(f"s{k}" for k in range(len(names)))
     outs = ", ".join(f"out_s{k}" for k in range(len(names)))
@@ -155,9 +172,8 @@ def _one_step(names, body):
         "@numba.njit(nogil=True, error_model=\"numpy\")",
         f"def step({args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, params, dt, {outs}):",
         "    for i in range(s0.shape[0]):",
-        *[f"        s{k}_i = s{k}[i]" for k in range(len(names))],
         "        inj, lin_g, lin_ge = injected[i], linear_g[i], linear_ge[i]",
-        *[f"        {line}" for line in body.splitlines()],
+        *_cell_update(names, body, 8),
         *[f"        out_s{k}[i] = new_s{k}" for k in range(len(names))],
     ]
     return "\n".join(lines) + "\n"
@@ -172,14 +188,8 @@ def _many_steps(names, body):
         "    lin_ge = 0.0",
         "    for step in range(injected.shape[0]):",
         "        for i in range(s0.shape[0]):",
-        *[f"            s{k}_i = s{k}[i]" for k in range(len(names))],
         "            inj = injected[step, i]",
-        *[f"            {line}" for line in body.splitlines()],
-        "            if s0_i < threshold and new_s0 >= threshold:",
-        "                spikes[step, i] = 1.0",
-        "                fraction[step, i] = (threshold - s0_i) / (new_s0 - s0_i)",
-        "            if trace.shape[0] > 0:",
-        "                trace[step, i] = new_s0",
+        *_cell_update(names, body, 12, spike_step="step"),
         *[f"            s{k}[i] = new_s{k}" for k in range(len(names))],
     ]
     return "\n".join(lines) + "\n"
@@ -194,14 +204,8 @@ def _advance(names, body, parallel):
         f"@numba.njit(nogil=True, error_model=\"numpy\", parallel={parallel})",
         f"def advance{'_parallel' if parallel else ''}({args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, params, dt, threshold, step, spikes, fraction, trace):",
         f"    for i in {'numba.prange' if parallel else 'range'}(s0.shape[0]):",
-        *[f"        s{k}_i = s{k}[i]" for k in range(len(names))],
         "        inj, lin_g, lin_ge = injected[step, i], linear_g[i], linear_ge[i]",
-        *[f"        {line}" for line in body.splitlines()],
-        "        if s0_i < threshold and new_s0 >= threshold:",
-        "            spikes[step, i] = 1.0",
-        "            fraction[step, i] = (threshold - s0_i) / (new_s0 - s0_i)",
-        "        if trace.shape[0] > 0:",
-        "            trace[step, i] = new_s0",
+        *_cell_update(names, body, 8, spike_step="step"),
         *[f"        s{k}[i] = new_s{k}" for k in range(len(names))],
     ]
     return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ Screenshots go to ``test-output/screenshots/`` (kept as artifacts). The server r
 process, so tests can read the server-side state of each page through ``app.shell.live_sessions``.
 """
 
+import os
 import shutil
 import socket
 import time
@@ -75,6 +76,19 @@ def screenshot(page, name):
     """Save a screenshot of the page as test-output/screenshots/<name>.png."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def wait_until(page, condition, what, timeout=30.0):
+    """Poll ``condition`` (server or page state) every 100 ms; on time-out save a screenshot named after
+    the running test and fail naming ``what`` was awaited."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return
+        page.wait_for_timeout(100)
+    test = os.environ.get("PYTEST_CURRENT_TEST", "test").split("::")[-1].split(" ")[0]
+    screenshot(page, f"{test}_failure")
+    raise AssertionError(f"timed out waiting until {what}")
 
 
 def session_of(index=-1):

@@ -1,15 +1,12 @@
 """The Cell builder in a browser: build a three-cylinder cell with mouse drags, set densities, run it,
 and see the spike travel from the soma to the dendrite's tip (peak times grow with distance)."""
 
-import time
-
 import numpy as np
 import pytest
 
-from .conftest import screenshot, select_tab, session_of
+from .conftest import select_tab, session_of, wait_until
 
 expect = pytest.importorskip("playwright.sync_api").expect
-TIMEOUT = 30.0
 
 CLIENT_SOURCE = """([id, columns]) => {
     for (const doc of Bokeh.documents) {
@@ -18,16 +15,6 @@ CLIENT_SOURCE = """([id, columns]) => {
     }
     return null;
 }"""
-
-
-def wait_until(page, condition, what, timeout=TIMEOUT):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        page.wait_for_timeout(100)
-    screenshot(page, "cell_builder_failure")
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 def client_data(page, source, columns):

@@ -2,24 +2,12 @@
 
 import copy
 import json
-import time
 
 import pytest
 
-from .conftest import screenshot, select_tab, session_of
+from .conftest import screenshot, select_tab, session_of, wait_until
 
 expect = pytest.importorskip("playwright.sync_api").expect
-TIMEOUT = 30.0
-
-
-def wait_until(page, condition, what, timeout=TIMEOUT):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if condition():
-            return
-        page.wait_for_timeout(100)
-    screenshot(page, "circuit_editor_failure")
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 def circuit_page(open_page):
