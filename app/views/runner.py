@@ -14,6 +14,7 @@ leaves a core to the server; bigger models use every core, as they would outside
 
 import logging
 import math
+import os
 import threading
 import time
 
@@ -29,6 +30,9 @@ MIN_TRACE_POINTS = 400
 TRACE_POINT_BUDGET = 100_000
 RATE_BIN_MS = 5.0
 CHUNK_TARGET_S = 0.03
+SIMULATION_THREADS = max(1, (os.cpu_count() or 1) - 1)
+"""Threads a workbench run may use: all cores but one, which stays with the server and the browser so
+the page answers clicks (Pause, Stop) while a compiled network kernel runs."""
 # Rough wall time of one step on a loaded 2-core machine: a fixed cost per step (Python and
 # dispatch) plus a cost per compartment. Only used to size chunks, so a factor of two either way
 # just means views update a little more or less often.
@@ -289,7 +293,8 @@ class Run:
         build = self.build
         try:
             simulation = Simulation(build.network, build.stimuli, self._probes, dt=build.run.dt, celsius=build.run.celsius,
-                                    method=build.run.method, dtype=build.run.dtype, batch=build.run.batch)
+                                    method=build.run.method, dtype=build.run.dtype, batch=build.run.batch,
+                                    threads=SIMULATION_THREADS)
             if self._cancel.is_set():
                 raise RunCancelled
             simulation.run(self.duration, monitor=self._monitor, chunk_steps=self.chunk_steps)
