@@ -388,7 +388,7 @@ class Simulation:
         for block in self._blocks.values():
             block.kernel = None
             if not grad and self.compiled:
-                block.use_compiled(self.celsius, self.method, self.batch, block.population.n)
+                block.use_compiled(self.celsius, self.method, self.dt, self.batch, block.population.n)
         self._whole_chunks = self._can_run_whole_chunks(grad)
         threads_before = torch.get_num_threads()
         torch.set_num_threads(self.threads or _threads_for(state))

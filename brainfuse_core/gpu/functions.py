@@ -80,7 +80,7 @@ HELPERS = (_expm1, _explinear, _sigmoid, _tanh, _cosh, _square, _cube, _pow, _pc
 
 # Curve and expression function names → these helpers (the curves' ``source`` takes this table).
 FUNCTIONS = {"exp": "tl.exp", "log": "tl.log", "sqrt": "tl.sqrt", "abs": "tl.abs", "tanh": "_tanh", "cosh": "_cosh",
-             "sigmoid": "_sigmoid", "explinear": "_explinear", "pchip": "_pchip"}
+             "sigmoid": "_sigmoid", "explinear": "_explinear", "pchip": "_pchip", "expm1": "_expm1"}
 
 
 def jitted(namespace):

@@ -1,17 +1,14 @@
 """Source of the Triton kernel that advances a block of one-compartment cells for many steps.
 
-The kernel is written from a CompiledCell's channel set: each gate's curves come from their
-``source`` (the same templates and expressions that the tensor path evaluates), mapped to the
-Triton helpers of ``functions.py``; the membrane, pool and gate updates follow CompiledCell.step
-formula by formula. Every number of the model is a ``p<k>`` loaded from the run-time parameter
+The step is ``step_source.point_step`` (the one generator of a point cell's step, shared with the
+compiled CPU kernels) rendered with the Triton helpers of ``functions.py``. Every number of the model is a ``p<k>`` loaded from the run-time parameter
 array (tables are pointers into it), so the text depends only on the model's structure.
 """
 
 import ast
-import math
 
-from ..channels.curves import NotCompilable, scalar
-from ..units import DENSITY_TO_ABSOLUTE, FARADAY
+from ..channels.curves import scalar
+from ..solvers.step_source import point_step
 from .functions import FUNCTIONS
 
 
@@ -51,69 +48,14 @@ def _reads_values(node):
     return any(isinstance(sub, (ast.Name, ast.Call)) for sub in ast.walk(node))
 
 
-def curve_source(curve, variables, constant):
-    """Triton source of one curve."""
-    tree = ast.parse(curve.source(variables, FUNCTIONS, constant), mode="eval")
-    return ast.unparse(_Powers().visit(tree))
+def _without_powers(text):
+    return ast.unparse(_Powers().visit(ast.parse(text, mode="eval")))
 
 
 def body(block, celsius, method, dt, constant):
-    """Statements advancing one block of cells by one step of ``dt`` ms: reads s0 (v, mV), s1, ... (gates,
-    then [Ca]i) and inj (nA); assigns new_s0, new_s1, ... Numbers the tensor path computes in Python
-    floats from dt (−dt·Q10 factor, the pools' decay factor) are passed in computed the same way.
-    Raises NotCompilable for what cannot be generated."""
-    if block.size != 1:
-        raise NotCompilable("a cell of several compartments (this kernel advances point neurons)")
-    names = block.state_names()
-    local = {name: f"s{k}" for k, name in enumerate(names)}
-    lines = []
-    currents, conductances, calcium = [], [], []
-    for c, (channel, density, reversal) in enumerate(block.channels):
-        density = density.detach()
-        if density.numel() != 1:
-            raise NotCompilable("a batched conductance density")
-        powers = [" * ".join([local[f"{channel.name}.{gate.name}"]] * gate.power) for gate in channel.gates]
-        fraction = " * ".join(f"({p})" for p in powers)
-        lines.append(f"g{c} = {constant(density)}" + (f" * ({fraction})" if fraction else ""))
-        lines.append(f"i{c} = g{c} * (s0 - {constant(reversal)})")
-        currents.append(f"i{c}")
-        conductances.append(f"g{c}")
-        if channel.ion == "ca":
-            calcium.append(f"i{c}")
-    area_factor = constant(block.area_factor.detach())
-    step = f"{constant(block.capacitance.detach())} / {constant(dt if method == 'backward_euler' else dt / 2)}"
-    lines += [
-        f"membrane_g = ({' + '.join(conductances) or '0.0'}) * {area_factor}",
-        f"membrane_i = ({' + '.join(currents) or '0.0'}) * {area_factor}",
-        f"dv = (inj - membrane_i) / ({step} + membrane_g)",
-        "new_s0 = s0 + dv" if method == "backward_euler" else "new_s0 = s0 + 2.0 * dv",
-    ]
-    variables = {"v": "new_s0"}
-    if "cai" in local:
-        ca = local["cai"]
-        lines.append(f"ca = {ca}")
-        i_calcium = " + ".join(calcium) or "0.0"
-        for pool, mask in block.pools:
-            if bool(mask[0]):
-                influx = f"{constant(-pool.gamma * 1e4)} * ({i_calcium}) / {constant(2 * FARADAY * pool.depth)}"
-                lines.append(f"target = {constant(pool.rest)} + {influx} * {constant(pool.decay)}")
-                lines.append(f"ca = target + (ca - target) * {constant(math.exp(-dt / pool.decay))}")
-        lines.append(f"new_{ca} = ca")
-        variables["cai"] = "ca"
-    for channel, _, _ in block.channels:
-        rate = constant(-dt * channel.rate_factor(celsius))
-        for gate in channel.gates:
-            s = local[f"{channel.name}.{gate.name}"]
-            if gate.alpha is not None:
-                lines.append(f"a = {curve_source(gate.alpha, variables, constant)}")
-                lines.append(f"b = {curve_source(gate.beta, variables, constant)}")
-                lines.append("total = a + b")
-                lines.append(f"new_{s} = {s} + ({s} - a / total) * _expm1({rate} * total)")
-            else:
-                lines.append(f"inf = {curve_source(gate.inf, variables, constant)}")
-                lines.append(f"tau = {curve_source(gate.tau, variables, constant)}")
-                lines.append(f"new_{s} = {s} + ({s} - inf) * _expm1({rate} / tau)")
-    return lines
+    """Statements advancing one block of cells by one step of ``dt`` ms (``step_source.point_step`` in
+    Triton's functions, powers rewritten); raises NotCompilable for what cannot be generated."""
+    return point_step(block, celsius, method, dt, constant, FUNCTIONS, rewrite=_without_powers)
 
 
 def kernel_source(names, lines, scalars, threshold):

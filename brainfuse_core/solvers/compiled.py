@@ -3,9 +3,10 @@ definitions and compiled with numba.
 
 Without gradients the tensor path spends most of its time dispatching ~100 small operations
 per step; here the whole step (currents, implicit voltage update, calcium pools, gates) is one
-loop over the cells, written out from the same curve templates and expressions that the tensor
-path evaluates, with the same formulas in the same order. Every number of the model (densities,
-reversal potentials, curve parameters, tabulated curves, Q10 factors, pool constants) is passed
+loop over the cells, written by ``step_source.point_step`` (the one generator of a point cell's
+step) from the same curve templates and expressions that the tensor path evaluates, with the
+same formulas in the same order. Every number of the model (densities,
+reversal potentials, curve parameters, tabulated curves, Q10 factors, pool constants, factors of dt) is passed
 in at run time, so the compiled code depends only on the model's structure: an editor dragging
 a curve reuses the kernel, and only a new form, gate or channel compiles a new one (cached by
 its source text).
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from ..channels.curves import NotCompilable, scalar
-from ..units import DENSITY_TO_ABSOLUTE, FARADAY
+from .step_source import point_step
 
 
 # error_model="numpy" everywhere: a division by zero gives inf/NaN (which the simulation's finiteness
@@ -59,7 +60,7 @@ def _pchip(x, points, values, slopes):
 
 
 FUNCTIONS = {"exp": "math.exp", "log": "math.log", "sqrt": "math.sqrt", "tanh": "math.tanh", "abs": "abs",
-             "cosh": "math.cosh", "sigmoid": "_sigmoid", "explinear": "_explinear", "pchip": "_pchip"}
+             "cosh": "math.cosh", "sigmoid": "_sigmoid", "explinear": "_explinear", "pchip": "_pchip", "expm1": "math.expm1"}
 
 
 class _Parameters:
@@ -76,55 +77,56 @@ class _Parameters:
             return f"params[{start}:{len(self.values)}]"
         self.values.append(scalar(value))
         return f"params[{len(self.values) - 1}]"
+
+
 _KERNELS = {}
 
 
-def point_kernel(block, celsius, method):
-    """A compiled step for ``block`` (a CompiledCell of one node), or None when something in it
-    cannot be compiled (tabulated curves, batched parameters)."""
-    if block.size != 1:
-        return None
+def point_kernel(block, celsius, method, dt):
+    """Compiled steps for ``block`` (a CompiledCell of one node) at time step ``dt`` ms, or None when
+    something in it cannot be compiled (batched parameters)."""
     parameters = _Parameters()
     try:
-        body = _body(block, celsius, method, parameters)
+        body = "\n".join(point_step(block, celsius, method, dt, parameters, FUNCTIONS, synaptic=True))
+        plain = "\n".join(point_step(block, celsius, method, dt, _Parameters(), FUNCTIONS))
     except NotCompilable:
         return None
-    names = block.state_names()
+    n_states = len(block.state_names())
     if body not in _KERNELS:
         namespace = {"math": math, "numba": numba, "_sigmoid": _sigmoid, "_explinear": _explinear, "_pchip": _pchip}
-        source = _one_step(names, body) + _many_steps(names, body) + _advance(names, body, False) + _advance(names, body, True)
+        source = _one_step(n_states, body) + _many_steps(n_states, plain) + _advance(n_states, body, False) + _advance(n_states, body, True)
         exec(compile(source, "<brainfuse generated step>", "exec"), namespace)  # our generated code, never user text
         _KERNELS[body] = namespace["step"], namespace["steps"], namespace["advance"], namespace["advance_parallel"]
-    return PointKernel(*_KERNELS[body], block, parameters.values)
+    return PointKernel(*_KERNELS[body], block, dt, parameters.values)
 
 
 class PointKernel:
     """``one_step``: one step (``__call__``); ``many_steps``: a chunk without synaptic input (``run``);
     ``advance``: one step in place with spike detection, called from compiled network code
-    (``solvers/network_kernel.py``); ``advance_parallel``: the same with the cells split over threads."""
+    (``solvers/network_kernel.py``); ``advance_parallel``: the same with the cells split over threads.
+    ``parameters`` holds every number of the model for the kernels' ``params`` argument."""
 
-    def __init__(self, one_step, many_steps, advance, advance_parallel, block, parameters):
+    def __init__(self, one_step, many_steps, advance, advance_parallel, block, dt, parameters):
         self.one_step, self.many_steps = one_step, many_steps
         self.advance, self.advance_parallel = advance, advance_parallel
         self.state_names = block.state_names()
-        self.densities = np.array([float(d.detach()[0]) for _, d, _ in block.channels])
-        self.reversals = np.array([float(e) for _, _, e in block.channels])
-        self.area = float(block.area[0])
-        self.capacitance = float(block.capacitance[0])
+        self.dt = dt
         # float64 whatever the state's dtype: the literals they replace were double constants too.
         self.parameters = np.array(parameters, dtype=np.float64)
 
-    def _constants(self, dtype):
-        return self.densities.astype(dtype), self.reversals.astype(dtype), self.area, self.capacitance, self.parameters
+    def _check_dt(self, dt):
+        if dt != self.dt:
+            raise ValueError(f"this kernel was generated for dt = {self.dt} ms, not {dt} ms; call use_compiled again")
 
     def __call__(self, state, dt, injected, linear_g, linear_ge):
         """One step of every cell; same contract as CompiledCell.step."""
+        self._check_dt(dt)
         shape = state["v"].shape
         flat = [state[name].detach().reshape(-1).numpy() for name in self.state_names]
         outputs = [np.empty_like(flat[0]) for _ in flat]
         inputs = [np.broadcast_to(np.asarray(value.detach().numpy() if torch.is_tensor(value) else value, dtype=flat[0].dtype),
                                   shape).reshape(-1) for value in (injected, linear_g, linear_ge)]
-        self.one_step(*flat, *inputs, *self._constants(flat[0].dtype), dt, *outputs)
+        self.one_step(*flat, *inputs, self.parameters, *outputs)
         return {name: torch.from_numpy(out).reshape(shape) for name, out in zip(self.state_names, outputs)}
 
     def run(self, state, dt, injected, threshold, record_v):
@@ -133,6 +135,7 @@ class PointKernel:
         Returns the new state, spikes (K, B, C) 0/1, where in each step the threshold was crossed
         (0..1), and the voltage after every step (K, B, C) when ``record_v``. One call per chunk
         instead of one per step; steps run outer so every array is walked contiguously."""
+        self._check_dt(dt)
         shape = state["v"].shape
         steps = injected.shape[0]
         flat = [state[name].detach().reshape(-1).numpy() for name in self.state_names]
@@ -142,122 +145,69 @@ class PointKernel:
         trace = np.empty_like(spikes) if record_v else np.empty((0, flat[0].size), dtype=dtype)
         injected = np.ascontiguousarray(injected.detach().reshape(steps, -1).numpy(), dtype=dtype)
         new = [value.copy() for value in flat]
-        self.many_steps(*new, injected, *self._constants(dtype), dt, float(threshold), spikes, fraction, trace)
+        self.many_steps(*new, injected, self.parameters, float(threshold), spikes, fraction, trace)
         as_tensor = lambda array: torch.from_numpy(array).reshape(steps, *shape[:2])
         return ({name: torch.from_numpy(value).reshape(shape) for name, value in zip(self.state_names, new)},
                 as_tensor(spikes), as_tensor(fraction), as_tensor(trace) if record_v else None)
 
 
-def _cell_update(names, body, indent, spike_step=None):
-    """The statements advancing cell i: load its state, the body, then (if ``spike_step`` names the
-    row of the step) spike detection and the voltage trace; the caller stores new_s0, new_s1, ..."""
+def _cell_update(n_states, body, indent, spike_step=None):
+    """The statements advancing cell i: load its state (arrays a0, a1, ... into s0, s1, ...), the body,
+    then (if ``spike_step`` names the row of the step) spike detection and the voltage trace; the
+    caller stores new_s0, new_s1, ..."""
     pad = " " * indent
-    lines = [f"{pad}s{k}_i = s{k}[i]" for k in range(len(names))]
+    lines = [f"{pad}s{k} = a{k}[i]" for k in range(n_states)]
     lines += [f"{pad}{line}" for line in body.splitlines()]
     if spike_step is not None:
         lines += [
-            f"{pad}if s0_i < threshold and new_s0 >= threshold:",
+            f"{pad}if s0 < threshold and new_s0 >= threshold:",
             f"{pad}    spikes[{spike_step}, i] = 1.0",
-            f"{pad}    fraction[{spike_step}, i] = (threshold - s0_i) / (new_s0 - s0_i)",
+            f"{pad}    fraction[{spike_step}, i] = (threshold - s0) / (new_s0 - s0)",
             f"{pad}if trace.shape[0] > 0:",
             f"{pad}    trace[{spike_step}, i] = new_s0",
         ]
     return lines
 
 
-def _one_step(names, body):
-    args = ", ".join(f"s{k}" for k in range(len(names)))
-    outs = ", ".join(f"out_s{k}" for k in range(len(names)))
+def _one_step(n_states, body):
+    args = ", ".join(f"a{k}" for k in range(n_states))
+    outs = ", ".join(f"out{k}" for k in range(n_states))
     lines = [
         "@numba.njit(nogil=True, error_model=\"numpy\")",
-        f"def step({args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, params, dt, {outs}):",
-        "    for i in range(s0.shape[0]):",
+        f"def step({args}, injected, linear_g, linear_ge, params, {outs}):",
+        "    for i in range(a0.shape[0]):",
         "        inj, lin_g, lin_ge = injected[i], linear_g[i], linear_ge[i]",
-        *_cell_update(names, body, 8),
-        *[f"        out_s{k}[i] = new_s{k}" for k in range(len(names))],
+        *_cell_update(n_states, body, 8),
+        *[f"        out{k}[i] = new_s{k}" for k in range(n_states)],
     ]
     return "\n".join(lines) + "\n"
 
 
-def _many_steps(names, body):
-    args = ", ".join(f"s{k}" for k in range(len(names)))
+def _many_steps(n_states, body):
+    args = ", ".join(f"a{k}" for k in range(n_states))
     lines = [
         "@numba.njit(nogil=True, error_model=\"numpy\")",
-        f"def steps({args}, injected, densities, reversals, area, capacitance, params, dt, threshold, spikes, fraction, trace):",
-        "    lin_g = 0.0",
-        "    lin_ge = 0.0",
+        f"def steps({args}, injected, params, threshold, spikes, fraction, trace):",
         "    for step in range(injected.shape[0]):",
-        "        for i in range(s0.shape[0]):",
+        "        for i in range(a0.shape[0]):",
         "            inj = injected[step, i]",
-        *_cell_update(names, body, 12, spike_step="step"),
-        *[f"            s{k}[i] = new_s{k}" for k in range(len(names))],
+        *_cell_update(n_states, body, 12, spike_step="step"),
+        *[f"            a{k}[i] = new_s{k}" for k in range(n_states)],
     ]
     return "\n".join(lines) + "\n"
 
 
-def _advance(names, body, parallel):
+def _advance(n_states, body, parallel):
     """One step of every cell in place, from the chunk's step ``step``: the synaptic input of a
     network changes every step, so the network kernel calls this once per step. Cells are
     independent within a step, so ``parallel`` splits them over threads with the same results."""
-    args = ", ".join(f"s{k}" for k in range(len(names)))
+    args = ", ".join(f"a{k}" for k in range(n_states))
     lines = [
         f"@numba.njit(nogil=True, error_model=\"numpy\", parallel={parallel})",
-        f"def advance{'_parallel' if parallel else ''}({args}, injected, linear_g, linear_ge, densities, reversals, area, capacitance, params, dt, threshold, step, spikes, fraction, trace):",
-        f"    for i in {'numba.prange' if parallel else 'range'}(s0.shape[0]):",
+        f"def advance{'_parallel' if parallel else ''}({args}, injected, linear_g, linear_ge, params, threshold, step, spikes, fraction, trace):",
+        f"    for i in {'numba.prange' if parallel else 'range'}(a0.shape[0]):",
         "        inj, lin_g, lin_ge = injected[step, i], linear_g[i], linear_ge[i]",
-        *_cell_update(names, body, 8, spike_step="step"),
-        *[f"        s{k}[i] = new_s{k}" for k in range(len(names))],
+        *_cell_update(n_states, body, 8, spike_step="step"),
+        *[f"        a{k}[i] = new_s{k}" for k in range(n_states)],
     ]
     return "\n".join(lines) + "\n"
-
-
-def _body(block, celsius, method, constant):
-    """Statements advancing one cell by one step: reads x = s0_i (v) and s1_i, ... (gates, calcium),
-    inj, lin_g, lin_ge and ``params`` (each number goes through ``constant``); assigns new_s0,
-    new_s1, ... The formulas are those of CompiledCell.step."""
-    names = block.state_names()
-    local = {name: f"s{k}" for k, name in enumerate(names)}
-    lines = ["x = s0_i"]
-    current_terms, conductance_terms, calcium_terms = [], [], []
-    for c, (channel, _, _) in enumerate(block.channels):
-        fraction = " * ".join(" * ".join([f"{local[f'{channel.name}.{g.name}']}_i"] * g.power) for g in channel.gates)
-        lines.append(f"g{c} = densities[{c}]" + (f" * {fraction}" if fraction else ""))
-        lines.append(f"i{c} = g{c} * (x - reversals[{c}])")
-        current_terms.append(f"i{c}")
-        conductance_terms.append(f"g{c}")
-        if channel.ion == "ca":
-            calcium_terms.append(f"i{c}")
-    step_dt = "dt" if method == "backward_euler" else "(dt / 2)"
-    lines += [
-        f"membrane_g = ({' + '.join(conductance_terms) or '0.0'}) * area * {DENSITY_TO_ABSOLUTE!r} + lin_g",
-        f"membrane_i = ({' + '.join(current_terms) or '0.0'}) * area * {DENSITY_TO_ABSOLUTE!r} + lin_g * x - lin_ge",
-        f"dv = (inj - membrane_i) / (capacitance / {step_dt} + membrane_g)",
-        "new_s0 = x + dv" if method == "backward_euler" else "new_s0 = x + 2 * dv",
-    ]
-    variables = {"v": "new_s0"}
-    if "cai" in local:
-        ca = local["cai"]
-        lines.append(f"ca = {ca}_i")
-        for pool, mask in block.pools:
-            if bool(mask[0]):
-                decay = constant(pool.decay)
-                influx = f"(-{constant(pool.gamma)} * 1e4 * ({' + '.join(calcium_terms) or '0.0'}) / (2 * {FARADAY!r} * {constant(pool.depth)}))"
-                lines.append(f"target = {constant(pool.rest)} + {influx} * {decay}")
-                lines.append(f"ca = target + (ca - target) * math.exp(-dt / {decay})")
-        lines.append(f"new_{ca} = ca")
-        variables["cai"] = "ca"
-    for channel, _, _ in block.channels:
-        factor = constant(channel.rate_factor(celsius))
-        for gate in channel.gates:
-            s = local[f"{channel.name}.{gate.name}"]
-            if gate.alpha is not None:
-                lines.append(f"a = {gate.alpha.source(variables, FUNCTIONS, constant)}")
-                lines.append(f"b = {gate.beta.source(variables, FUNCTIONS, constant)}")
-                lines.append("total = a + b")
-                lines.append(f"new_{s} = {s}_i + ({s}_i - a / total) * math.expm1(-dt * {factor} * total)")
-            else:
-                lines.append(f"inf = {gate.inf.source(variables, FUNCTIONS, constant)}")
-                lines.append(f"tau = {gate.tau.source(variables, FUNCTIONS, constant)}")
-                lines.append(f"new_{s} = {s}_i + ({s}_i - inf) * math.expm1(-dt * {factor} / tau)")
-    return "\n".join(lines) + "\n"
-

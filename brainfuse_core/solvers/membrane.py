@@ -80,7 +80,7 @@ class CompiledCell:
         flow = self.axial * (v[..., self._parent_index] - v)
         return flow.index_add(-1, self._parent_index[1:], -flow[..., 1:])
 
-    def use_compiled(self, celsius, method, batch, cells):
+    def use_compiled(self, celsius, method, dt, batch, cells):
         """Switch this block to the generated CPU kernel where it pays (runs without gradients only).
 
         The kernel calls libm's scalar exp; the tensor path uses vectorised exp but pays a dispatch
@@ -89,7 +89,7 @@ class CompiledCell:
         from .compiled import point_kernel
 
         small = batch * cells * self.size < COMPILED_BELOW[self.area.dtype]
-        self.kernel = point_kernel(self, celsius, method) if self.area.device.type == "cpu" and small else None
+        self.kernel = point_kernel(self, celsius, method, dt) if self.area.device.type == "cpu" and small else None
 
     kernel = None
 

@@ -99,10 +99,10 @@ def _source(layout):
     """The chunk function for a network layout: per population its state count; per synaptic entry
     its queue depth, post population, whether exp2, and its (pre input, delay) groups."""
     populations, entries, n_inputs = layout
-    args = ["steps", "dt"]
+    args = ["steps"]
     for j, n_states in enumerate(populations):
         args += [f"p{j}_s{k}" for k in range(n_states)]
-        args += [f"p{j}_{name}" for name in ("inj", "lg", "lge", "dens", "rev", "area", "cap", "par", "thr", "stride",
+        args += [f"p{j}_{name}" for name in ("inj", "lg", "lge", "par", "thr", "stride",
                                              "spk", "frac", "trc")]
     args += [f"x{i}" for i in range(n_inputs)]
     lines = []
@@ -122,8 +122,7 @@ def _source(layout):
             if post == j:
                 lines.append(f"        _conduct(y{k}_st, {exp2}, y{k}_post, p{j}_stride, y{k}_erev, p{j}_lg, p{j}_lge)")
         states = ", ".join(f"p{j}_s{k}" for k in range(n_states))
-        lines.append(f"        advance{j}({states}, p{j}_inj, p{j}_lg, p{j}_lge, p{j}_dens, p{j}_rev, p{j}_area, p{j}_cap, "
-                     f"p{j}_par, dt, p{j}_thr, m, p{j}_spk, p{j}_frac, p{j}_trc)")
+        lines.append(f"        advance{j}({states}, p{j}_inj, p{j}_lg, p{j}_lge, p{j}_par, p{j}_thr, m, p{j}_spk, p{j}_frac, p{j}_trc)")
     for k, (depth, _, _, groups) in enumerate(entries):
         lines.append(f"        _decay(y{k}_st, y{k}_decay)")
         for g, (pre, delay) in enumerate(groups):
@@ -165,9 +164,8 @@ def run_network_chunk(sim, state, start, stop):
         spikes = np.zeros((steps, B * n), dtype=np_dtype)
         fraction = np.zeros_like(spikes)
         trace = np.empty((steps if name in probed else 0, B * n), dtype=np_dtype)
-        densities, reversals, area, capacitance, parameters = kernel._constants(np_dtype)
         arrays += values + [np.ascontiguousarray(injected.reshape(steps, -1).numpy()), np.empty(B * n, np_dtype),
-                            np.empty(B * n, np_dtype), densities, reversals, area, capacitance, parameters,
+                            np.empty(B * n, np_dtype), kernel.parameters,
                             float(block.population.threshold), n * block.size, spikes, fraction, trace]
         populations.append(len(values))
         advances.append(kernel.advance_parallel if threads > 1 and B * n >= PARALLEL_FROM else kernel.advance)
@@ -201,7 +199,7 @@ def run_network_chunk(sim, state, start, stop):
     threads_before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
-        chunk(steps, sim.dt, *arrays)
+        chunk(steps, *arrays)
     finally:
         numba.set_num_threads(threads_before)
     for k, n_states, depth, states, ring in rings:

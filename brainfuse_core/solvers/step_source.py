@@ -1,0 +1,92 @@
+"""The statements of one time step of a one-compartment cell, written from its channel definitions.
+
+This is the one generator behind every kernel of a point cell: the compiled CPU kernels
+(``solvers/compiled.py``), the Triton kernels (``gpu/point_source.py``) and the adjoint code
+derived from these statements. Each backend renders the same statements through its own
+function table; each gate's curves come from their ``source`` (the same templates and
+expressions the tensor path evaluates), and the membrane, pool and gate updates follow
+``CompiledCell.step`` formula by formula, in its order, so the kernels agree with the tensor
+path within float rounding.
+
+Every number of the model (densities, reversals, areas, curve parameters, tables, and the
+factors the tensor path computes in Python from dt) goes through ``constant``, so the text
+depends only on the model's structure and a backend decides how numbers reach the kernel.
+"""
+
+import math
+
+import torch
+
+from ..channels.curves import NotCompilable
+from ..units import FARADAY
+
+
+def point_step(block, celsius, method, dt, constant, functions, rewrite=None, synaptic=False):
+    """Statements advancing one cell of ``block`` (a CompiledCell of one compartment) by ``dt`` ms.
+
+    They read ``s0`` (v, mV), ``s1``, ... (the block's other states in ``state_names()`` order:
+    gates, then [Ca]i in mM), ``inj`` (injected current, nA) and, with ``synaptic``, ``lin_g`` (µS)
+    and ``lin_ge`` (nA), whose current is lin_g·v − lin_ge; they assign ``new_s0``, ``new_s1``, ...
+    ``constant(value)`` gives the text standing for a number (a list for a tabulated curve's tables),
+    ``functions`` maps exp, log, sqrt, abs, tanh, cosh, sigmoid, explinear, pchip and expm1 to the
+    backend's names, and ``rewrite(text)``, if given, rewrites each curve's text (e.g. removes ``**``).
+    Raises NotCompilable for what cannot be generated."""
+    if block.size != 1:
+        raise NotCompilable("a cell of several compartments (this kernel advances point neurons)")
+    rewrite = rewrite or (lambda text: text)
+    curve = lambda c, variables: rewrite(c.source(variables, functions, constant))
+    expm1 = functions["expm1"]
+    local = {name: f"s{k}" for k, name in enumerate(block.state_names())}
+    lines = []
+    currents, conductances, calcium = [], [], []
+    for c, (channel, density, reversal) in enumerate(block.channels):
+        density = density.detach()
+        if density.numel() != 1:
+            raise NotCompilable("a batched conductance density")
+        powers = [" * ".join([local[f"{channel.name}.{gate.name}"]] * gate.power) for gate in channel.gates]
+        fraction = " * ".join(f"({p})" for p in powers)
+        lines.append(f"g{c} = {constant(density)}" + (f" * ({fraction})" if fraction else ""))
+        lines.append(f"i{c} = g{c} * (s0 - {constant(reversal)})")
+        currents.append(f"i{c}")
+        conductances.append(f"g{c}")
+        if channel.ion == "ca":
+            calcium.append(f"i{c}")
+    area_factor = constant(block.area_factor.detach())
+    step = f"{constant(block.capacitance.detach())} / {constant(dt if method == 'backward_euler' else dt / 2)}"
+    lines += [
+        f"membrane_g = ({' + '.join(conductances) or '0.0'}) * {area_factor}",
+        f"membrane_i = ({' + '.join(currents) or '0.0'}) * {area_factor}",
+    ]
+    if synaptic:
+        lines += ["membrane_g = membrane_g + lin_g", "membrane_i = membrane_i + lin_g * s0 - lin_ge"]
+    lines += [
+        f"dv = (inj - membrane_i) / ({step} + membrane_g)",
+        "new_s0 = s0 + dv" if method == "backward_euler" else "new_s0 = s0 + 2.0 * dv",
+    ]
+    variables = {"v": "new_s0"}
+    if "cai" in local:
+        ca = local["cai"]
+        lines.append(f"ca = {ca}")
+        i_calcium = " + ".join(calcium) or "0.0"
+        for pool, mask in block.pools:
+            if bool(mask[0]):
+                influx = f"{constant(-pool.gamma * 1e4)} * ({i_calcium}) / {constant(2 * FARADAY * pool.depth)}"
+                lines.append(f"target = {constant(pool.rest)} + {influx} * {constant(pool.decay)}")
+                decay_factor = torch.exp(-dt / pool.decay) if torch.is_tensor(pool.decay) else math.exp(-dt / pool.decay)
+                lines.append(f"ca = target + (ca - target) * {constant(decay_factor)}")
+        lines.append(f"new_{ca} = ca")
+        variables["cai"] = "ca"
+    for channel, _, _ in block.channels:
+        rate = constant(-dt * channel.rate_factor(celsius))
+        for gate in channel.gates:
+            s = local[f"{channel.name}.{gate.name}"]
+            if gate.alpha is not None:
+                lines.append(f"a = {curve(gate.alpha, variables)}")
+                lines.append(f"b = {curve(gate.beta, variables)}")
+                lines.append("total = a + b")
+                lines.append(f"new_{s} = {s} + ({s} - a / total) * {expm1}({rate} * total)")
+            else:
+                lines.append(f"inf = {curve(gate.inf, variables)}")
+                lines.append(f"tau = {curve(gate.tau, variables)}")
+                lines.append(f"new_{s} = {s} + ({s} - inf) * {expm1}({rate} / tau)")
+    return lines
