@@ -1,9 +1,12 @@
-"""All benchmarks in one command: BrainFuse next to NEURON and Brian2, with ratios.
+"""All benchmarks in one command: BrainFuse next to NEURON, Brian2 and Jaxley, with ratios.
 
     .venv/bin/python -m benchmarks.run            # full sizes (about 18 minutes on 2 cores)
     .venv/bin/python -m benchmarks.run --quick    # small sizes, a smoke run
     .venv/bin/python -m benchmarks.run --only workbench   # the workbench's responsiveness
     .venv/bin/python -m benchmarks.run --only potjans_diesmann   # the 10 % cortical column against Brian2
+    .venv/bin/python -m benchmarks.run --only gradients   # forward + backward against Jaxley (time, peak memory)
+
+Jaxley runs in its own environment, ``.venv-jaxley``, installed on first use (``peers.jaxley_env``).
 
 Every measurement runs in a fresh process (``benchmarks.peers.isolate``), so no simulator
 profits from another's caches. Tables report throughput and the split between build/compile
@@ -14,6 +17,7 @@ import argparse
 import subprocess
 import sys
 
+from .gradients import compare as gradients
 from .memory_backward import run_isolated as run_memory
 from .potjans_diesmann import compare as potjans_diesmann
 from .peers import hh_independent as peer_hh
@@ -54,9 +58,9 @@ def cobahh(duration_ms):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="BrainFuse benchmarks against NEURON and Brian2")
+    parser = argparse.ArgumentParser(description="BrainFuse benchmarks against NEURON, Brian2 and Jaxley")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    parser.add_argument("--only", choices=("independent", "cobahh", "potjans_diesmann", "memory", "workbench"), help="run one table")
+    parser.add_argument("--only", choices=("independent", "cobahh", "potjans_diesmann", "memory", "gradients", "workbench"), help="run one table")
     args = parser.parse_args(argv)
     wanted = lambda name: args.only in (None, name)
     if wanted("independent"):
@@ -67,6 +71,8 @@ def main(argv=None):
         potjans_diesmann(*((0.02, 300.0) if args.quick else (0.1, 1000.0)))
     if wanted("memory"):
         memory(*((100, 1000) if args.quick else (1000, 10_000)))
+    if wanted("gradients"):
+        gradients(args.quick)
     if wanted("workbench"):
         workbench(args.quick)
 

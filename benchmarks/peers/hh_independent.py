@@ -1,4 +1,4 @@
-"""Throughput of many independent Hodgkin-Huxley neurons in NEURON and Brian2.
+"""Throughput of many independent Hodgkin-Huxley neurons in NEURON, Brian2 and Jaxley.
 
 Workload: ``n`` (default 10^4) unconnected single-compartment squid-axon
 neurons with NEURON's ``hh`` kinetics at 6.3 degC, each driven by a constant
@@ -14,6 +14,10 @@ Peers, each left at its default threading:
   (``usetable_hh = 1``), ``IClamp`` per cell, spikes recorded by NetCon.
 * Brian2 runtime (Cython) and cpp_standalone: the same equations as hh.mod,
   ``exponential_euler``.
+* Jaxley (float32 and float64, its own environment, see ``jaxley_env``): its ``HH`` channel
+  (= ``hh`` at 6.3 degC), one cell's jit-compiled ``integrate`` batched over the cells with
+  ``vmap`` and run in chunks of 2,000 steps (``jaxley_peer.hh_independent``); build_s includes
+  the compilation.
 
 Each ``run_*`` returns ``neuron_steps_per_s`` (n * steps / run_s),
 ``build_s`` (model construction plus code generation/compilation up to the
@@ -52,7 +56,7 @@ ENA = 50.0  # mV
 EK = -77.0
 EL = -54.3
 
-PEERS = ("neuron", "brian2_runtime", "brian2_cpp_standalone")
+PEERS = ("neuron", "brian2_runtime", "brian2_cpp_standalone", "jaxley_float32", "jaxley_float64")
 
 
 def drive_currents(n: int, i_max: float = I_MAX) -> np.ndarray:
@@ -214,6 +218,11 @@ def run_peer(peer: str, n: int = N_NEURONS, duration_ms: float = DURATION_MS,
     if peer.startswith("brian2_"):
         return run_brian2(n=n, duration_ms=duration_ms, dt_ms=dt_ms,
                           mode=peer[len("brian2_"):], cold_cache=cold_cache)
+    if peer.startswith("jaxley_"):
+        from . import jaxley_env
+
+        return jaxley_env.run("hh_independent", {"n": n, "duration_ms": duration_ms, "dt_ms": dt_ms,
+                                                 "dtype": peer[len("jaxley_"):]})
     raise ValueError(f"unknown peer {peer!r}; use {PEERS}")
 
 
