@@ -15,17 +15,17 @@ n = 10⁴, 10⁵, 10⁶, 10⁷ in float32 and float64. It prints a table and wri
   is what it took beyond a warm call of the same length).
 * bytes per neuron-step, counted from the generated kernel's source (its AST): every tl.load and
   tl.store whose address depends on the cell, inside the step loop (the step's injected current,
-  spike and crossing fraction) per step, outside it (the state) per launch; the parameter loads
-  per program. Achieved bandwidth = those bytes × kernel neuron-steps/s, against 4.8 TB/s and
+  spike and crossing fraction) per step, outside it (the state) per launch; the scalar parameter
+  loads (once per program of 128 cells and launch) are left out. Achieved bandwidth = those bytes × kernel neuron-steps/s, against 4.8 TB/s and
   against a device-to-device copy measured in the same run.
 * flops per neuron-step, counted from the same AST's step loop: +, −, ×, ÷ one each (as the
   peaks count an FMA as two); negation, comparison, select (tl.where), abs, min and max none;
   the helpers (_expm1, _explinear, _sigmoid, ...) are expanded, all branches of a select
   included, since every lane evaluates them. exp, log and sqrt are counted apart as
   transcendentals, not as flops. As a cross-check the PTX the kernel compiles to is censused
-  (static count of floating-point instructions, FMA = 2; nearly all of them in the step loop, which has no branches): in
-  float32 Triton lowers tl.exp to ex2.approx (the special-function unit) and tl.log and ÷ to
-  instruction sequences; in float64 exp and log become FMA sequences (no hardware unit).
+  (a static count of floating-point instructions, FMA = 2, nearly all in the step loop, which
+  has no branches): in float32 Triton lowers tl.exp to ex2.approx (the special-function unit)
+  and tl.log and ÷ to instruction sequences; in float64 exp and log become FMA sequences.
 * speedup over single-core NEURON (hh, same workload, 10⁴ cells, 100 ms), NEURON measured on the
   same machine in a fresh process if the ``neuron`` package imports there, else the number
   measured on the 2-core CI machine below, and the table says which.
@@ -98,7 +98,6 @@ NEURON_CI = {"simulator": "neuron", "n": 10_000, "duration_ms": 100.0, "steps": 
              "build_s": 1.13, "run_s": 12.88, "n_spikes": 55579}
 SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 TREE_SIZES = (10_000, 100_000, 1_000_000)
-INCOMING = {"tl.load"}
 FREE = {"tl.where", "tl.abs", "tl.minimum", "tl.maximum", "tl.floor", "tl.program_id", "tl.arange"}
 TRANSCENDENTAL = {"tl.exp": "exp", "tl.log": "log", "tl.sqrt": "sqrt"}
 
@@ -126,11 +125,11 @@ def run(block, state, injected):
 # --- counting the kernel's work -----------------------------------------------------------------
 
 def kernel_text(block):
-    """The source of the generated ``advance`` kernel for ``block`` and its number of scalar parameters."""
+    """The source of the generated ``advance`` kernel for ``block``."""
     parameters = Parameters()
     lines = body(block, peer_hh.CELSIUS, METHOD, peer_hh.DT_MS, parameters)
     threshold = parameters(peer_hh.V_SPIKE)
-    return kernel_source(block.state_names(), lines, parameters.scalars, threshold), len(parameters.scalars)
+    return kernel_source(block.state_names(), lines, parameters.scalars, threshold)
 
 
 class Work:
@@ -236,12 +235,10 @@ def ptx_census(dtype):
     return {"instructions": counts, "flops_fma_as_2": flops, "special_function": {op: counts.get(op, 0) for op in PTX_UNITS}}
 
 
-def bytes_per_neuron_step(per_step, per_launch, itemsize, steps, block_cells, n_parameters):
-    """Bytes moved per neuron-step by a launch of ``steps`` steps: per-step cell traffic, the state once per
-    launch, the parameters once per program of ``block_cells`` cells."""
+def bytes_per_neuron_step(per_step, per_launch, itemsize, steps):
+    """Bytes moved per neuron-step by a launch of ``steps`` steps: per-step cell traffic, the state once per launch."""
     per_cell_launch = (per_launch["cell_loads"] + per_launch["cell_stores"]) * itemsize
-    parameters = n_parameters * itemsize / block_cells
-    return (per_step["cell_loads"] + per_step["cell_stores"]) * itemsize + (per_cell_launch + parameters) / steps
+    return (per_step["cell_loads"] + per_step["cell_stores"]) * itemsize + per_cell_launch / steps
 
 
 # --- measurements -------------------------------------------------------------------------------
@@ -324,13 +321,7 @@ def throughput(device, dtype, n, max_steps, memory_budget, seconds):
             "first_call_beyond_warm_s": first_s - t_half, "overhead_per_call_s": overhead,
             "kernel_neuron_steps_per_s": n / per_step if per_step > 0 else None,
             "end_to_end_neuron_steps_per_s": n * steps / t_full,
-            "spikes_per_neuron_per_s": spikes_total / (n * simulated_s),
-            "block_cells": run_point_population_block(n)}
-
-
-def run_point_population_block(n):
-    """Cells per program as run_point_population picks them (128, fewer below 128 cells)."""
-    return min(128, max(16, triton.next_power_of_2(n)))
+            "spikes_per_neuron_per_s": spikes_total / (n * simulated_s)}
 
 
 def neuron_peer(smoke):
@@ -413,9 +404,9 @@ def print_report(report):
     print(f"NEURON (1 core): {neuron['neuron_steps_per_s']:.3g} neuron-steps/s, {neuron['n']} cells, "
           f"{neuron['duration_ms']:g} ms — {neuron['where']}")
     header = (f"{'dtype':<8}{'n':>10}{'K':>7}{'calls':>7}{'first s':>9}{'compile s':>10}{'ovh ms':>8}{'kernel st/s':>13}{'e2e st/s':>11}"
-              f"{'GB/s':>9}{'%BW':>6}{'GFLOP/s':>9}{'%FL':>6}{'Gtr/s':>7}{'sp/n/s':>8}{'xNEURON':>9}")
+              f"{'GB/s':>9}{'%BW':>6}{'GFLOP/s':>9}{'%FL':>6}{'%SFU':>6}{'sp/n/s':>8}{'xNEURON':>9}")
     print("\nSquid HH point neurons, Triton kernel (st/s: neuron-steps per second; %BW, %FL: of the datasheet's "
-          "4.8 TB/s and FP32 67 / FP64 34 TFLOP/s; Gtr/s: exp + log; xNEURON: kernel st/s over NEURON's)")
+          "4.8 TB/s and FP32 67 / FP64 34 TFLOP/s; %SFU: float32 exp of the 4.2e12/s ex2 peak; xNEURON: kernel st/s over NEURON's)")
     print(header)
     for row in report["rows"]:
         if "skipped" in row:
@@ -429,7 +420,7 @@ def print_report(report):
               f"{fmt(row.get('bandwidth_fraction') and 100 * row['bandwidth_fraction'], '.1f'):>6}"
               f"{fmt(row.get('flops_per_s') and row['flops_per_s'] / 1e9, '.0f'):>9}"
               f"{fmt(row.get('flops_fraction') and 100 * row['flops_fraction'], '.1f'):>6}"
-              f"{fmt(row.get('transcendentals_per_s') and row['transcendentals_per_s'] / 1e9, '.0f'):>7}"
+              f"{fmt(row.get('exp_unit_fraction') and 100 * row['exp_unit_fraction'], '.1f'):>6}"
               f"{row['spikes_per_neuron_per_s']:>8.1f}{fmt(row.get('speedup_vs_neuron'), '.0f'):>9}")
 
 
@@ -481,10 +472,8 @@ def main(argv=None):
     if device.type == "cuda":
         report["copy_bandwidth_bytes_per_s"] = copy_bandwidth(device)
     for name in args.dtypes:
-        source, n_parameters = kernel_text(hh_block(DTYPES[name], "cpu"))
-        per_step, per_launch = kernel_work(source)
-        report["work"][name] = {"per_step": per_step, "per_launch": per_launch, "parameters": n_parameters,
-                                "ptx": guarded(ptx_census, DTYPES[name])}
+        per_step, per_launch = kernel_work(kernel_text(hh_block(DTYPES[name], "cpu")))
+        report["work"][name] = {"per_step": per_step, "per_launch": per_launch, "ptx": guarded(ptx_census, DTYPES[name])}
     report["neuron"] = neuron_peer(args.smoke)
     save()
     for name in args.dtypes:
@@ -499,12 +488,15 @@ def main(argv=None):
             rate = row["kernel_neuron_steps_per_s"]
             if rate is not None:
                 moved = bytes_per_neuron_step(work["per_step"], work["per_launch"], torch.finfo(dtype).bits // 8,
-                                              row["steps_per_call"], row["block_cells"], work["parameters"])
+                                              row["steps_per_call"])
                 row.update({"bytes_per_neuron_step": moved, "bandwidth_bytes_per_s": moved * rate,
                             "bandwidth_fraction": moved * rate / PEAKS["bandwidth_bytes_per_s"],
                             "flops_per_s": work["per_step"]["flops"] * rate,
                             "flops_fraction": work["per_step"]["flops"] * rate / PEAKS["flops_per_s"][name],
                             "transcendentals_per_s": (work["per_step"]["exp"] + work["per_step"]["log"]) * rate,
+                            # float32 exp is one ex2 on the special-function unit; float64 has none.
+                            "exp_unit_fraction": work["per_step"]["exp"] * rate / PEAKS["exp2_per_s_float32"]
+                            if dtype == torch.float32 else None,
                             "speedup_vs_neuron": rate / report["neuron"]["neuron_steps_per_s"],
                             "speedup_end_to_end_vs_neuron": row["end_to_end_neuron_steps_per_s"]
                             / report["neuron"]["neuron_steps_per_s"]})
