@@ -39,10 +39,11 @@ clock per multiprocessor for compute capability 9.0 (CUDA C++ Programming Guide,
 instruction throughput), × 132 multiprocessors × 1.98 GHz = 4.2·10¹² exp2/s in float32.
 
 Prepared command for the device machine (kind nvidia-h200: Python 3.12, torch 2.11, triton 3.6 in
-its image; NEURON is not there and travels as wheels, 18 MB). Once, here, in the repo root:
+its image, which has everything BrainFuse imports; NEURON is not there and travels as wheels,
+18 MB; its other needs, numpy, packaging, setuptools and sympy, are there). Once, here, in the repo root:
 
     echo /.whl/ >> .git/info/exclude
-    python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
+    .venv/bin/python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \\
         --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \\
         -d .whl neuron==9.0.2 find-libpython
 
@@ -51,10 +52,12 @@ then the device tool's ``run`` with ``carry: [".whl"]``, ``timeout_s: 540`` and 
     bash benchmarks/gpu.sh
 
 (it installs .whl/*.whl into /tmp/site when present and runs ``python3 -m benchmarks.gpu --out
-$OUT/gpu.json``, the log in $OUT/gpu.log; about 2–3 minutes, budgeted to stop starting new
-measurements after ``--budget-s``, 420 s). Without wheels the speedup uses the CI machine's NEURON.
+$OUT/gpu.json``, the log in $OUT/gpu.log and nvidia-smi's clocks in $OUT/nvidia_smi.csv). Not run on
+a GPU yet: estimated 2–3 minutes; it starts no measurement after ``--budget-s`` (420 s) and saves
+the JSON after each one. Without the wheels the speedup uses the CI machine's NEURON number.
 
-On this CPU, to check the script works (TRITON_INTERPRET=1, tiny sizes, a few seconds):
+On this CPU, to check the script works (TRITON_INTERPRET=1, tiny sizes; about 40 s, most of it the
+interpreter and NEURON's start):
 
     .venv/bin/python -m benchmarks.gpu --smoke --out /tmp/gpu_smoke.json
 """
