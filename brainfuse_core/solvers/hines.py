@@ -68,7 +68,12 @@ class TreeSolve(torch.autograd.Function):
 
 
 def tree_solve(d, g, b, parent):
-    """Solve the tree systems (last dimension = nodes) for x; differentiable in d, g and b."""
+    """Solve the tree systems (last dimension = nodes) for x; differentiable in d, g and b. On a CUDA
+    device the Triton kernel solves them there (``gpu/hines.py``) instead of a round trip through numpy."""
     if d.shape[-1] == 1:
         return b / d
+    if d.is_cuda:
+        from ..gpu.hines import tree_solve as solve_on_gpu
+
+        return solve_on_gpu(d, g, b, parent)
     return TreeSolve.apply(d, g, b, parent)
