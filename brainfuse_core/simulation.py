@@ -294,7 +294,8 @@ class Simulation:
                         injected = injected.index_add(2, flat, table[index[start:stop]].expand(steps, self.batch, len(flat)))
                     local = {key: state[f"{name}/{key}"] for key in block.state_names()}
                     record_v = any(probe.population == name for probe, _, _, _ in self._probe_sites)
-                    updated, spikes, fraction, trace = block.kernel.run(local, self.dt, injected, block.population.threshold, record_v)
+                    updated, spikes, fraction, trace = block.kernel.run(local, self.dt, injected, block.population.threshold,
+                                                                        record_v, self.threads)
                     state.update({f"{name}/{key}": value for key, value in updated.items()})
                     records[name] = (spikes, fraction, trace)
             out = [state[key] for key in keys]

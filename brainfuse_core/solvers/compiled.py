@@ -1,4 +1,4 @@
-"""The CPU fast path: a step of a block of one-compartment cells, generated from the channel
+"""The CPU fast path: steps of a block of one-compartment cells, generated from the channel
 definitions and compiled with numba.
 
 Without gradients the tensor path spends most of its time dispatching ~100 small operations
@@ -10,30 +10,28 @@ reversal potentials, curve parameters, tabulated curves, Q10 factors, pool const
 in at run time, so the compiled code depends only on the model's structure: an editor dragging
 a curve reuses the kernel, and only a new form, gate or channel compiles a new one (cached by
 its source text).
+
+The loops over cells vectorise (16 float32 or 8 float64 lanes with AVX-512): exp and expm1 are
+``fastmath``'s branch-free versions instead of libm calls, a cell's step has no branch (spike
+detection is a select), and everything is computed in the state's precision (numbers are passed
+in as an array of that dtype; a float64 literal would promote a float32 step to float64).
+error_model="numpy" everywhere: a division by zero gives inf/NaN (which the simulation's
+finiteness check reports) instead of a checked branch around every division.
 """
 
+import ast
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 import torch
 
 from ..channels.curves import NotCompilable, scalar
+from . import fastmath
 from .step_source import point_step
 
-
-# error_model="numpy" everywhere: a division by zero gives inf/NaN (which the simulation's finiteness
-# check reports) instead of a checked branch around every division, which costs ~10 % of a step.
-@numba.njit(inline="always", error_model="numpy")
-def _sigmoid(x):
-    return 1.0 / (1.0 + math.exp(-x))
-
-
-@numba.njit(inline="always", error_model="numpy")
-def _explinear(x):
-    if abs(x) < 1e-6:
-        return 1.0 + 0.5 * x
-    return x / -math.expm1(-x)
+_sigmoid, _explinear = fastmath.sigmoid, fastmath.explinear
 
 
 @numba.njit(inline="always", error_model="numpy")
@@ -55,20 +53,31 @@ def _pchip(x, points, values, slopes):
     t = (x - points[lo]) / h
     t2 = t * t
     t3 = t2 * t
-    return ((2 * t3 - 3 * t2 + 1) * values[lo] + (t3 - 2 * t2 + t) * h * slopes[lo]
-            + (-2 * t3 + 3 * t2) * values[lo + 1] + (t3 - t2) * h * slopes[lo + 1])
+    return ((_TWO * t3 - _THREE * t2 + _ONE) * values[lo] + (t3 - _TWO * t2 + t) * h * slopes[lo]
+            + (-_TWO * t3 + _THREE * t2) * values[lo + 1] + (t3 - t2) * h * slopes[lo + 1])
 
 
-FUNCTIONS = {"exp": "math.exp", "log": "math.log", "sqrt": "math.sqrt", "tanh": "math.tanh", "abs": "abs",
-             "cosh": "math.cosh", "sigmoid": "_sigmoid", "explinear": "_explinear", "pchip": "_pchip", "expm1": "math.expm1"}
+# float32 constants, exact in either precision: an int or float64 literal would make a float32 curve float64.
+_ONE, _TWO, _THREE = np.float32(1.0), np.float32(2.0), np.float32(3.0)
+
+
+FUNCTIONS = {"exp": "_exp", "expm1": "_expm1", "sigmoid": "_sigmoid", "explinear": "_explinear", "log": "math.log",
+             "sqrt": "math.sqrt", "tanh": "math.tanh", "abs": "abs", "cosh": "math.cosh", "pchip": "_pchip"}
+_NAMESPACE = {"math": math, "numba": numba, "_exp": fastmath.exp, "_expm1": fastmath.expm1, "_sigmoid": _sigmoid,
+              "_explinear": _explinear, "_pchip": _pchip, "_wide_vectors": fastmath.wide_vectors}
+BLOCK_CELLS = 512
+"""Cells a thread advances through a whole chunk of steps at a time in ``PointKernel.run``: their
+state (a few arrays of 512 numbers) stays in the L1 cache across the steps."""
 
 
 class _Parameters:
-    """Collects the model's numbers while the body is written; each becomes ``params[k]`` (a table,
-    ``params[a:b]``) in the source, so the source is the same whatever the values."""
+    """Collects the model's numbers while the body is written, so the source is the same whatever the
+    values: a number becomes ``p{k}``, read once from ``params[k]`` before the loop (``prologue``), a
+    table ``params[a:b]``."""
 
     def __init__(self):
         self.values = []
+        self.scalars = []
 
     def __call__(self, value):
         if isinstance(value, (list, tuple)):
@@ -76,7 +85,38 @@ class _Parameters:
             self.values.extend(float(v) for v in value)
             return f"params[{start}:{len(self.values)}]"
         self.values.append(scalar(value))
-        return f"params[{len(self.values) - 1}]"
+        self.scalars.append(len(self.values) - 1)
+        return f"p{len(self.values) - 1}"
+
+    def prologue(self):
+        """The kernel's first lines: 512-bit vectors (``fastmath.wide_vectors``), then the numbers."""
+        return ["    _wide_vectors()"] + [f"    p{k} = params[{k}]" for k in self.scalars]
+
+
+class _Literals(ast.NodeTransformer):
+    """Makes every number literal of a statement a parameter too, so that the step computes in the
+    state's precision; a whole-number power keeps an integer literal, which numba multiplies out."""
+
+    def __init__(self, constant):
+        self.constant = constant
+
+    def visit_BinOp(self, node):
+        exponent = node.right
+        if isinstance(node.op, ast.Pow) and isinstance(exponent, ast.Constant) and float(exponent.value).is_integer():
+            return ast.BinOp(self.visit(node.left), node.op, ast.Constant(int(exponent.value)))
+        return self.generic_visit(node)
+
+    def visit_Subscript(self, node):  # a table, params[a:b]: already parameters
+        return node
+
+    def visit_Constant(self, node):
+        return ast.parse(self.constant(float(node.value)), mode="eval").body
+
+
+def _statements(block, celsius, method, dt, parameters, synaptic):
+    lines = point_step(block, celsius, method, dt, parameters, FUNCTIONS, synaptic=synaptic)
+    literals = _Literals(parameters)
+    return "\n".join(ast.unparse(literals.visit(ast.parse(line))) for line in lines)
 
 
 _KERNELS = {}
@@ -85,34 +125,39 @@ _KERNELS = {}
 def point_kernel(block, celsius, method, dt):
     """Compiled steps for ``block`` (a CompiledCell of one node) at time step ``dt`` ms, or None when
     something in it cannot be compiled (batched parameters)."""
-    parameters = _Parameters()
+    parameters, plain_parameters = _Parameters(), _Parameters()
     try:
-        body = "\n".join(point_step(block, celsius, method, dt, parameters, FUNCTIONS, synaptic=True))
-        plain = "\n".join(point_step(block, celsius, method, dt, _Parameters(), FUNCTIONS))
+        body = _statements(block, celsius, method, dt, parameters, synaptic=True)
+        plain = _statements(block, celsius, method, dt, plain_parameters, synaptic=False)
     except NotCompilable:
         return None
     n_states = len(block.state_names())
     if body not in _KERNELS:
-        namespace = {"math": math, "numba": numba, "_sigmoid": _sigmoid, "_explinear": _explinear, "_pchip": _pchip}
-        source = _one_step(n_states, body) + _many_steps(n_states, plain) + _advance(n_states, body, False) + _advance(n_states, body, True)
+        namespace = dict(_NAMESPACE)
+        synaptic, alone = parameters.prologue(), plain_parameters.prologue()
+        source = (_one_step(n_states, body, synaptic) + _many_steps(n_states, plain, alone)
+                  + _advance(n_states, body, synaptic, False) + _advance(n_states, body, synaptic, True))
         exec(compile(source, "<brainfuse generated step>", "exec"), namespace)  # our generated code, never user text
         _KERNELS[body] = namespace["step"], namespace["steps"], namespace["advance"], namespace["advance_parallel"]
-    return PointKernel(*_KERNELS[body], block, dt, parameters.values)
+    return PointKernel(*_KERNELS[body], block, dt, parameters.values, plain_parameters.values)
 
 
 class PointKernel:
     """``one_step``: one step (``__call__``); ``many_steps``: a chunk without synaptic input (``run``);
     ``advance``: one step in place with spike detection, called from compiled network code
     (``solvers/network_kernel.py``); ``advance_parallel``: the same with the cells split over threads.
-    ``parameters`` holds every number of the model for the kernels' ``params`` argument."""
+    ``parameters(dtype)`` holds every number of the model for the kernels' ``params`` argument."""
 
-    def __init__(self, one_step, many_steps, advance, advance_parallel, block, dt, parameters):
+    def __init__(self, one_step, many_steps, advance, advance_parallel, block, dt, parameters, plain_parameters):
         self.one_step, self.many_steps = one_step, many_steps
         self.advance, self.advance_parallel = advance, advance_parallel
         self.state_names = block.state_names()
         self.dt = dt
-        # float64 whatever the state's dtype: the literals they replace were double constants too.
-        self.parameters = np.array(parameters, dtype=np.float64)
+        self._numbers = {True: np.array(parameters, dtype=np.float64), False: np.array(plain_parameters, dtype=np.float64)}
+
+    def parameters(self, dtype, synaptic=True):
+        """The numbers in the state's precision: a float32 step computes in float32, as the tensor path."""
+        return self._numbers[synaptic].astype(dtype)
 
     def _check_dt(self, dt):
         if dt != self.dt:
@@ -123,58 +168,91 @@ class PointKernel:
         self._check_dt(dt)
         shape = state["v"].shape
         flat = [state[name].detach().reshape(-1).numpy() for name in self.state_names]
+        dtype = flat[0].dtype
         outputs = [np.empty_like(flat[0]) for _ in flat]
-        inputs = [np.broadcast_to(np.asarray(value.detach().numpy() if torch.is_tensor(value) else value, dtype=flat[0].dtype),
+        inputs = [np.broadcast_to(np.asarray(value.detach().numpy() if torch.is_tensor(value) else value, dtype=dtype),
                                   shape).reshape(-1) for value in (injected, linear_g, linear_ge)]
-        self.one_step(*flat, *inputs, self.parameters, *outputs)
+        self.one_step(*flat, *inputs, self.parameters(dtype), *outputs)
         return {name: torch.from_numpy(out).reshape(shape) for name, out in zip(self.state_names, outputs)}
 
-    def run(self, state, dt, injected, threshold, record_v):
+    def run(self, state, dt, injected, threshold, record_v, threads=None):
         """Many steps of cells without synaptic input: ``injected`` (K, B, C) nA for the K steps.
 
         Returns the new state, spikes (K, B, C) 0/1, where in each step the threshold was crossed
-        (0..1), and the voltage after every step (K, B, C) when ``record_v``. One call per chunk
-        instead of one per step; steps run outer so every array is walked contiguously."""
+        (0..1; meaningless where there is no spike), and the voltage after every step (K, B, C) when
+        ``record_v``. One call per chunk: the cells are split over ``threads`` threads (as many as numba
+        has by default), each advancing blocks of ``BLOCK_CELLS`` cells through all K steps while a
+        block's state is in cache."""
         self._check_dt(dt)
         shape = state["v"].shape
         steps = injected.shape[0]
         flat = [state[name].detach().reshape(-1).numpy() for name in self.state_names]
         dtype = flat[0].dtype
-        spikes = np.zeros((steps, flat[0].size), dtype=dtype)
-        fraction = np.zeros_like(spikes)
-        trace = np.empty_like(spikes) if record_v else np.empty((0, flat[0].size), dtype=dtype)
+        spikes = np.empty((steps, flat[0].size), dtype=dtype)
+        fraction = np.empty_like(spikes)
+        trace = np.empty((steps if record_v else 1, flat[0].size), dtype=dtype)
         injected = np.ascontiguousarray(injected.detach().reshape(steps, -1).numpy(), dtype=dtype)
         new = [value.copy() for value in flat]
-        self.many_steps(*new, injected, self.parameters, float(threshold), spikes, fraction, trace)
+        arguments = (*new, injected, self.parameters(dtype, synaptic=False), dtype.type(threshold), spikes, fraction, trace,
+                     record_v)
+        n = new[0].size
+        threads = max(1, min(threads or numba.config.NUMBA_NUM_THREADS, -(-n // BLOCK_CELLS)))
+        bounds = [n * t // threads // BLOCK_CELLS * BLOCK_CELLS for t in range(threads)] + [n]
+        work = [(bounds[t], bounds[t + 1]) for t in range(threads)]
+        run_block = lambda span: self.many_steps(*arguments, *span, BLOCK_CELLS)
+        if threads == 1:
+            run_block(work[0])
+        else:
+            list(_pool().map(run_block, work))
         as_tensor = lambda array: torch.from_numpy(array).reshape(steps, *shape[:2])
         return ({name: torch.from_numpy(value).reshape(shape) for name, value in zip(self.state_names, new)},
                 as_tensor(spikes), as_tensor(fraction), as_tensor(trace) if record_v else None)
 
 
-def _cell_update(n_states, body, indent, spike_step=None):
-    """The statements advancing cell i: load its state (arrays a0, a1, ... into s0, s1, ...), the body,
-    then (if ``spike_step`` names the row of the step) spike detection and the voltage trace; the
-    caller stores new_s0, new_s1, ..."""
+_POOL = []
+
+
+def _pool():
+    """Threads for ``PointKernel.run`` (the kernels release the GIL), made once."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=numba.config.NUMBA_NUM_THREADS, thread_name_prefix="brainfuse-cells"))
+    return _POOL[0]
+
+
+def _cell_update(n_states, body, indent, state="a", outputs=False):
+    """The statements advancing cell i: load its state (arrays a0, a1, ... or b0, b1, ... by ``state``,
+    into s0, s1, ...), the body, then with ``outputs`` spike detection and the voltage into this
+    step's rows ``spike_row``, ``fraction_row`` and ``trace_row``, as selects and plain stores so
+    that the loop over cells has no branch and vectorises; the caller stores new_s0, new_s1, ...
+    Indices start at 0 (numba checks a signed index for wraparound unless LLVM sees it is ≥ 0)."""
     pad = " " * indent
-    lines = [f"{pad}s{k} = a{k}[i]" for k in range(n_states)]
+    lines = [f"{pad}s{k} = {state}{k}[i]" for k in range(n_states)]
     lines += [f"{pad}{line}" for line in body.splitlines()]
-    if spike_step is not None:
+    if outputs:
         lines += [
-            f"{pad}if s0 < threshold and new_s0 >= threshold:",
-            f"{pad}    spikes[{spike_step}, i] = 1.0",
-            f"{pad}    fraction[{spike_step}, i] = (threshold - s0) / (new_s0 - s0)",
-            f"{pad}if trace.shape[0] > 0:",
-            f"{pad}    trace[{spike_step}, i] = new_s0",
+            f"{pad}crossed = (s0 < threshold) & (new_s0 >= threshold)",
+            f"{pad}spike_row[i] = crossed",
+            f"{pad}fraction_row[i] = (threshold - s0) / (new_s0 - s0)",
+            f"{pad}if record_v:",
+            f"{pad}    trace_row[i] = new_s0",
         ]
     return lines
 
 
-def _one_step(n_states, body):
+def _rows(indent, columns=""):
+    """This step's rows of the outputs (the trace has one row, unused, when no voltage is recorded)."""
+    pad = " " * indent
+    return [f"{pad}spike_row = spikes[step{columns}]", f"{pad}fraction_row = fraction[step{columns}]",
+            f"{pad}trace_row = trace[step if record_v else 0{columns}]"]
+
+
+def _one_step(n_states, body, prologue):
     args = ", ".join(f"a{k}" for k in range(n_states))
     outs = ", ".join(f"out{k}" for k in range(n_states))
     lines = [
         "@numba.njit(nogil=True, error_model=\"numpy\")",
         f"def step({args}, injected, linear_g, linear_ge, params, {outs}):",
+        *prologue,
         "    for i in range(a0.shape[0]):",
         "        inj, lin_g, lin_ge = injected[i], linear_g[i], linear_ge[i]",
         *_cell_update(n_states, body, 8),
@@ -183,31 +261,41 @@ def _one_step(n_states, body):
     return "\n".join(lines) + "\n"
 
 
-def _many_steps(n_states, body):
+def _many_steps(n_states, body, prologue):
+    """Cells first..last-1 through every step of the chunk, a block of ``block`` cells at a time."""
     args = ", ".join(f"a{k}" for k in range(n_states))
     lines = [
         "@numba.njit(nogil=True, error_model=\"numpy\")",
-        f"def steps({args}, injected, params, threshold, spikes, fraction, trace):",
-        "    for step in range(injected.shape[0]):",
-        "        for i in range(a0.shape[0]):",
-        "            inj = injected[step, i]",
-        *_cell_update(n_states, body, 12, spike_step="step"),
-        *[f"            a{k}[i] = new_s{k}" for k in range(n_states)],
+        f"def steps({args}, injected, params, threshold, spikes, fraction, trace, record_v, first, last, block):",
+        *prologue,
+        "    for start in range(first, last, block):",
+        "        stop = min(last, start + block)",
+        *[f"        b{k} = a{k}[start:stop]" for k in range(n_states)],
+        "        for step in range(injected.shape[0]):",
+        "            injected_row = injected[step, start:stop]",
+        *_rows(12, ", start:stop"),
+        "            for i in range(stop - start):",
+        "                inj = injected_row[i]",
+        *_cell_update(n_states, body, 16, state="b", outputs=True),
+        *[f"                b{k}[i] = new_s{k}" for k in range(n_states)],
     ]
     return "\n".join(lines) + "\n"
 
 
-def _advance(n_states, body, parallel):
+def _advance(n_states, body, prologue, parallel):
     """One step of every cell in place, from the chunk's step ``step``: the synaptic input of a
     network changes every step, so the network kernel calls this once per step. Cells are
     independent within a step, so ``parallel`` splits them over threads with the same results."""
     args = ", ".join(f"a{k}" for k in range(n_states))
     lines = [
         f"@numba.njit(nogil=True, error_model=\"numpy\", parallel={parallel})",
-        f"def advance{'_parallel' if parallel else ''}({args}, injected, linear_g, linear_ge, params, threshold, step, spikes, fraction, trace):",
+        f"def advance{'_parallel' if parallel else ''}({args}, injected, linear_g, linear_ge, params, threshold, step, spikes, fraction, trace, record_v):",
+        *prologue,
+        *_rows(4),
+        "    injected_row = injected[step]",
         f"    for i in {'numba.prange' if parallel else 'range'}(a0.shape[0]):",
-        "        inj, lin_g, lin_ge = injected[step, i], linear_g[i], linear_ge[i]",
-        *_cell_update(n_states, body, 8, spike_step="step"),
+        "        inj, lin_g, lin_ge = injected_row[i], linear_g[i], linear_ge[i]",
+        *_cell_update(n_states, body, 8, outputs=True),
         *[f"        a{k}[i] = new_s{k}" for k in range(n_states)],
     ]
     return "\n".join(lines) + "\n"
