@@ -10,6 +10,7 @@ small network and the 10 ms run.
 """
 
 import importlib.util
+import math
 import os
 
 import numpy as np
@@ -72,9 +73,9 @@ def network():
     return net
 
 
-def run(dtype, gpu_network=None, monkeypatch=None):
-    """10 ms of the network (batch 2, chunks of 40 steps) on the Triton path if ``gpu_network`` is
-    given (dispatched as simulation.py would on a CUDA device), else on the tensor path."""
+def run(dtype, gpu_network=None, monkeypatch=None, device="cpu", duration=10.0):
+    """``duration`` ms of the network (batch 2, chunks of 40 steps) on the Triton path if ``gpu_network``
+    is given (dispatched as simulation.py would on a CUDA device), else on the tensor path."""
     calls = []
     if gpu_network is not None:
         dispatch = lambda *args: calls.append(1) or gpu_network.run_network_chunk(*args)
@@ -83,18 +84,16 @@ def run(dtype, gpu_network=None, monkeypatch=None):
     stimuli = [bf.IClamp(torch.tensor([0.3, 0.6]), delay=2.0, dur=15.0, population="E", cells=[0, 1, 2, 7], name="drive E"),
                bf.IClamp(torch.tensor([1.0, 1.5]), population="D", name="drive D")]
     probes = [bf.Probe("E", "v", cells=[0, 5, 7], every=3), bf.Probe("I", "v"), bf.Probe("D", "v", cells=[1])]
-    sim = bf.Simulation(network(), stimuli, probes, dt=0.1, dtype=dtype, batch=2, compiled=False)
-    result = sim.run(10.0, chunk_steps=40)
+    sim = bf.Simulation(network(), stimuli, probes, dt=0.1, dtype=dtype, batch=2, compiled=False, device=device)
+    result = sim.run(duration, chunk_steps=40)
     if gpu_network is not None:
         monkeypatch.undo()
-        assert len(calls) == 3
+        assert len(calls) == math.ceil(round(duration / 0.1) / 40)
     return result, sim.final_state
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
-def test_network_chunk_matches_the_tensor_path(gpu, monkeypatch, dtype):
-    fast, fast_state = run(dtype, gpu[0], monkeypatch)
-    slow, slow_state = run(dtype)
+def assert_same_run(fast, slow, dtype):
+    """Equal spike cells and batches, spike times and traces within tolerance."""
     for name in ("E", "I", "D"):
         a, b = fast.spikes[name], slow.spikes[name]
         assert len(b) >= 10 and set(b.batch) == {0, 1}, "the comparison needs spikes in both batch elements"
@@ -102,7 +101,14 @@ def test_network_chunk_matches_the_tensor_path(gpu, monkeypatch, dtype):
         np.testing.assert_array_equal(a.batch, b.batch)
         np.testing.assert_allclose(a.time, b.time, rtol=0, atol=TIME_TOLERANCE[dtype])
     for name in slow.traces:
-        torch.testing.assert_close(fast.traces[name], slow.traces[name], rtol=0, atol=V_TOLERANCE[dtype])
+        torch.testing.assert_close(fast.traces[name].cpu(), slow.traces[name], rtol=0, atol=V_TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+def test_network_chunk_matches_the_tensor_path(gpu, monkeypatch, dtype):
+    fast, fast_state = run(dtype, gpu[0], monkeypatch)
+    slow, slow_state = run(dtype)
+    assert_same_run(fast, slow, dtype)
     assert fast_state.keys() == slow_state.keys()
     for key in slow_state:
         scale = max(1.0, slow_state[key].abs().max().item())
@@ -154,3 +160,35 @@ def test_network_kernels_lower_to_a_cuda_binary():
     for name, compiled in synaptic.items():
         assert f".entry _{name}" in compiled.asm["ptx"] and len(compiled.asm["cubin"]) > 1_000, name
     assert "atom.global" in synaptic["enqueue"].asm["ptx"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_network_on_a_cuda_device_matches_the_tensor_path(monkeypatch):
+    """The compiled kernels (not the interpreter) on a GPU, 20 ms in float64, against the CPU tensor path."""
+    from brainfuse_core.gpu import network
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    fast, _ = run(torch.float64, network, monkeypatch, device="cuda", duration=20.0)
+    slow, _ = run(torch.float64, duration=20.0)
+    assert_same_run(fast, slow, torch.float64)
+
+
+def test_supports_only_what_the_kernels_run(gpu):
+    """The dispatch test: the Traub network runs; a voltage clamp, a gate probe, a cell of several
+    compartments or synaptic time constants that are tensors (learnable) keep the tensor path."""
+    network_path, _ = gpu
+
+    def supported(model=None, stimuli=(), probes=None):
+        sim = bf.Simulation(model or network(), list(stimuli), probes, dt=0.1, compiled=False)
+        sim._prepare(10)
+        return network_path.supports(sim)
+
+    cable = bf.Cell(bf.Morphology([bf.Section("dend", length=100.0, diameter=1.0, nseg=3)]))
+    cable.insert(bf.channel("leak"))
+    learnable = bf.Network([bf.Population("a", traub_cell(), 2), bf.Population("b", traub_cell(), 2)])
+    learnable.connect(bf.Projection("a", "b", bf.ExpSynapse(torch.tensor(3.0), 0.0), 0.01, rule=bf.AllToAll()))
+    assert supported()
+    assert not supported(stimuli=[bf.VClamp([(5.0, -50.0)], population="I")])
+    assert not supported(probes=[bf.Probe("E", "traub_kd.n")])
+    assert not supported(bf.Network([bf.Population("cable", cable, 2)]))
+    assert not supported(learnable)

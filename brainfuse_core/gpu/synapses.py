@@ -11,6 +11,9 @@ several spikes of a step reach receives them by atomic adds, so their order (and
 the sum) may vary between GPU runs.
 
 Kernels are compiled on first use and cached per interpreter setting (TRITON_INTERPRET=1 on the CPU).
+They call only builtins of triton.language, none of its jit-defined functions (zeros_like, max, ...):
+the interpreter runs those as nested functions whose patches of triton.language.core it never
+undoes, which breaks later CUDA compiles in the same process.
 """
 
 import math
