@@ -64,7 +64,8 @@ def _pchip(x, points, n_points, values, n_values, slopes, n_slopes):
     """The tabulated curve's monotone cubic at x, flat outside the points (as ``Tabulated.__call__``);
     each table is a pointer and its length (the lengths are equal)."""
     xc = tl.minimum(tl.maximum(x, tl.load(points)), tl.load(points + n_points - 1))
-    index = tl.zeros(x.shape, dtype=tl.int32)
+    # tl.full, not tl.zeros: the interpreter leaves tl.zeros' patches in triton.language.core, breaking later CUDA lowering.
+    index = tl.full(x.shape, 0, tl.int32)
     for k in range(1, n_points - 1):
         index += (tl.load(points + k) <= xc).to(tl.int32)
     x0 = tl.load(points + index)
