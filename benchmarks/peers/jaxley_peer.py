@@ -144,7 +144,10 @@ def _gradient_row(workload_name, dtype, checkpoint, prepare, repeats):
 
 
 def _value_and_grad(jax, loss, params):
-    """(compile s, call) for the jitted value-and-gradient; the call returns plain floats."""
+    """(compile s, call) for the jitted value-and-gradient; the call returns plain floats.
+
+    The executable is compiled ahead of time and called once (it is shape-specific, so the warm-up
+    is a full call), as our engines warm up before their measured call."""
     started = time.perf_counter()
     compiled = jax.jit(jax.value_and_grad(loss)).lower(params).compile()
     compile_s = time.perf_counter() - started
@@ -153,6 +156,7 @@ def _value_and_grad(jax, loss, params):
         value, grads = compiled(params)
         value = jax.block_until_ready(value)
         return {"loss": float(value), "gradient": {k: float(g[k].sum()) for g in grads for k in g}}
+    call()
     return compile_s, call
 
 
