@@ -288,13 +288,10 @@ class Simulation:
             else:
                 records = {}
                 for name, block in self._blocks.items():
-                    flat_shape = (steps, self.batch, block.population.n)
-                    injected = torch.zeros(flat_shape, dtype=self.dtype, device=self.device)
-                    for flat, table, index in block.injections:
-                        injected = injected.index_add(2, flat, table[index[start:stop]].expand(steps, self.batch, len(flat)))
+                    injected, rows = self._chunk_injections(block, start, stop)
                     local = {key: state[f"{name}/{key}"] for key in block.state_names()}
                     record_v = any(probe.population == name for probe, _, _, _ in self._probe_sites)
-                    updated, spikes, fraction, trace = block.kernel.run(local, self.dt, injected, block.population.threshold,
+                    updated, spikes, fraction, trace = block.kernel.run(local, self.dt, injected, rows, block.population.threshold,
                                                                         record_v, self.threads)
                     state.update({f"{name}/{key}": value for key, value in updated.items()})
                     records[name] = (spikes, fraction, trace)
@@ -308,6 +305,23 @@ class Simulation:
             return tuple(out)
 
         return run
+
+    def _chunk_injections(self, block, start, stop):
+        """The current injected (nA) into a block's nodes over steps start..stop-1 as the values it
+        holds and which one each step takes: (values (U, B, nodes), rows (steps,) int64). Stimuli hold
+        still for many steps, so a chunk usually needs a few rows instead of one per step."""
+        nodes = block.population.n * block.size
+        if not block.injections:
+            return (torch.zeros((1, self.batch, nodes), dtype=self.dtype, device=self.device),
+                    torch.zeros(stop - start, dtype=torch.int64, device=self.device))
+        indices = torch.stack([index[start:stop] for _, _, index in block.injections], 1)
+        changes = (indices[1:] != indices[:-1]).any(1)
+        rows = torch.cat([changes.new_zeros(1), changes]).cumsum(0)
+        keys = indices[torch.cat([changes.new_ones(1), changes])]
+        values = torch.zeros((len(keys), self.batch, nodes), dtype=self.dtype, device=self.device)
+        for k, (flat, table, _) in enumerate(block.injections):
+            values = values.index_add(2, flat, table[keys[:, k]].expand(len(keys), self.batch, len(flat)))
+        return values, rows
 
     def _can_run_whole_chunks(self, grad):
         """Whether every population can be advanced a whole chunk per compiled call: no gradients,
@@ -389,7 +403,7 @@ class Simulation:
         for block in self._blocks.values():
             block.kernel = None
             if not grad and self.compiled:
-                block.use_compiled(self.celsius, self.method, self.dt, self.batch, block.population.n)
+                block.use_compiled(self.celsius, self.method, self.dt)
         self._whole_chunks = self._can_run_whole_chunks(grad)
         threads_before = torch.get_num_threads()
         torch.set_num_threads(self.threads or _threads_for(state))

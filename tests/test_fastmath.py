@@ -205,8 +205,7 @@ def test_the_generated_hh_step_vectorises(dtype):
     kernel = compiled.point_kernel(block, 6.3, "backward_euler", 0.025)
     n = 64
     state = block.initial_state(torch.full((1, n, 1), -65.0, dtype=dtype), 6.3)
-    injected = torch.full((3, 1, n), 0.1, dtype=dtype)
-    kernel.run(state, 0.025, injected, 0.0, True, threads=1)
+    kernel.run(state, 0.025, torch.full((1, 1, n), 0.1, dtype=dtype), torch.zeros(3, dtype=torch.int64), 0.0, True, threads=1)
     asm = kernel.many_steps.inspect_asm(kernel.many_steps.signatures[-1])
     suffix = "ps" if dtype == torch.float32 else "pd"
     width = "zmm" if "avx512f" in _features() else "ymm"

@@ -175,8 +175,9 @@ class PointKernel:
         self.one_step(*flat, *inputs, self.parameters(dtype), *outputs)
         return {name: torch.from_numpy(out).reshape(shape) for name, out in zip(self.state_names, outputs)}
 
-    def run(self, state, dt, injected, threshold, record_v, threads=None):
-        """Many steps of cells without synaptic input: ``injected`` (K, B, C) nA for the K steps.
+    def run(self, state, dt, injected, rows, threshold, record_v, threads=None):
+        """Many steps of cells without synaptic input: in step k the current ``injected[rows[k]]`` (nA;
+        ``injected`` (U, B, C), ``rows`` (K,), as ``Simulation._chunk_injections`` gives them).
 
         Returns the new state, spikes (K, B, C) 0/1, where in each step the threshold was crossed
         (0..1; meaningless where there is no spike), and the voltage after every step (K, B, C) when
@@ -185,21 +186,25 @@ class PointKernel:
         block's state is in cache."""
         self._check_dt(dt)
         shape = state["v"].shape
-        steps = injected.shape[0]
+        steps = rows.shape[0]
         flat = [state[name].detach().reshape(-1).numpy() for name in self.state_names]
         dtype = flat[0].dtype
         spikes = np.empty((steps, flat[0].size), dtype=dtype)
         fraction = np.empty_like(spikes)
         trace = np.empty((steps if record_v else 1, flat[0].size), dtype=dtype)
-        injected = np.ascontiguousarray(injected.detach().reshape(steps, -1).numpy(), dtype=dtype)
+        injected = np.ascontiguousarray(injected.detach().reshape(len(injected), -1).numpy(), dtype=dtype)
         new = [value.copy() for value in flat]
-        arguments = (*new, injected, self.parameters(dtype, synaptic=False), dtype.type(threshold), spikes, fraction, trace,
-                     record_v)
+        rows = np.ascontiguousarray(rows.numpy(), dtype=np.int64)
+        arguments = (*new, injected, rows, self.parameters(dtype, synaptic=False), dtype.type(threshold), spikes, fraction,
+                     trace, record_v)
         n = new[0].size
-        threads = max(1, min(threads or numba.config.NUMBA_NUM_THREADS, -(-n // BLOCK_CELLS)))
-        bounds = [n * t // threads // BLOCK_CELLS * BLOCK_CELLS for t in range(threads)] + [n]
+        threads = min(threads or numba.config.NUMBA_NUM_THREADS, numba.config.NUMBA_NUM_THREADS)
+        block = min(BLOCK_CELLS, -(-n // threads // 16) * 16)  # small populations: a block per thread
+        blocks = -(-n // block)
+        threads = min(threads, blocks)
+        bounds = [min(n, blocks * t // threads * block) for t in range(threads + 1)]
         work = [(bounds[t], bounds[t + 1]) for t in range(threads)]
-        run_block = lambda span: self.many_steps(*arguments, *span, BLOCK_CELLS)
+        run_block = lambda span: self.many_steps(*arguments, *span, block)
         if threads == 1:
             run_block(work[0])
         else:
@@ -266,13 +271,13 @@ def _many_steps(n_states, body, prologue):
     args = ", ".join(f"a{k}" for k in range(n_states))
     lines = [
         "@numba.njit(nogil=True, error_model=\"numpy\")",
-        f"def steps({args}, injected, params, threshold, spikes, fraction, trace, record_v, first, last, block):",
+        f"def steps({args}, injected, rows, params, threshold, spikes, fraction, trace, record_v, first, last, block):",
         *prologue,
         "    for start in range(first, last, block):",
         "        stop = min(last, start + block)",
         *[f"        b{k} = a{k}[start:stop]" for k in range(n_states)],
-        "        for step in range(injected.shape[0]):",
-        "            injected_row = injected[step, start:stop]",
+        "        for step in range(rows.shape[0]):",
+        "            injected_row = injected[rows[step], start:stop]",
         *_rows(12, ", start:stop"),
         "            for i in range(stop - start):",
         "                inj = injected_row[i]",
@@ -289,10 +294,10 @@ def _advance(n_states, body, prologue, parallel):
     args = ", ".join(f"a{k}" for k in range(n_states))
     lines = [
         f"@numba.njit(nogil=True, error_model=\"numpy\", parallel={parallel})",
-        f"def advance{'_parallel' if parallel else ''}({args}, injected, linear_g, linear_ge, params, threshold, step, spikes, fraction, trace, record_v):",
+        f"def advance{'_parallel' if parallel else ''}({args}, injected, rows, linear_g, linear_ge, params, threshold, step, spikes, fraction, trace, record_v):",
         *prologue,
         *_rows(4),
-        "    injected_row = injected[step]",
+        "    injected_row = injected[rows[step]]",
         f"    for i in {'numba.prange' if parallel else 'range'}(a0.shape[0]):",
         "        inj, lin_g, lin_ge = injected_row[i], linear_g[i], linear_ge[i]",
         *_cell_update(n_states, body, 8, outputs=True),

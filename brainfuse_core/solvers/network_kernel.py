@@ -102,7 +102,7 @@ def _source(layout):
     args = ["steps"]
     for j, n_states in enumerate(populations):
         args += [f"p{j}_s{k}" for k in range(n_states)]
-        args += [f"p{j}_{name}" for name in ("inj", "lg", "lge", "par", "thr", "stride", "spk", "frac", "trc", "rec")]
+        args += [f"p{j}_{name}" for name in ("inj", "rows", "lg", "lge", "par", "thr", "stride", "spk", "frac", "trc", "rec")]
     args += [f"x{i}" for i in range(n_inputs)]
     lines = []
     for k, (depth, post, exp2, groups) in enumerate(entries):
@@ -121,7 +121,7 @@ def _source(layout):
             if post == j:
                 lines.append(f"        _conduct(y{k}_st, {exp2}, y{k}_post, p{j}_stride, y{k}_erev, p{j}_lg, p{j}_lge)")
         states = ", ".join(f"p{j}_s{k}" for k in range(n_states))
-        lines.append(f"        advance{j}({states}, p{j}_inj, p{j}_lg, p{j}_lge, p{j}_par, p{j}_thr, m, p{j}_spk, p{j}_frac, p{j}_trc, p{j}_rec)")
+        lines.append(f"        advance{j}({states}, p{j}_inj, p{j}_rows, p{j}_lg, p{j}_lge, p{j}_par, p{j}_thr, m, p{j}_spk, p{j}_frac, p{j}_trc, p{j}_rec)")
     for k, (depth, _, _, groups) in enumerate(entries):
         lines.append(f"        _decay(y{k}_st, y{k}_decay)")
         for g, (pre, delay) in enumerate(groups):
@@ -156,14 +156,12 @@ def run_network_chunk(sim, state, start, stop):
     for j, name in enumerate(names):
         block, kernel = sim._blocks[name], sim._blocks[name].kernel
         n = block.population.n
-        injected = torch.zeros((steps, B, n), dtype=dtype)
-        for flat, table, where in block.injections:
-            injected = injected.index_add(2, flat, table[where[start:stop]].expand(steps, B, len(flat)))
+        injected, rows = sim._chunk_injections(block, start, stop)
         values = [state[f"{name}/{key}"].detach().reshape(-1).numpy().copy() for key in block.state_names()]
         spikes = np.empty((steps, B * n), dtype=np_dtype)  # the kernel writes every element
         fraction = np.empty_like(spikes)
         trace = np.empty((steps if name in probed else 1, B * n), dtype=np_dtype)
-        arrays += values + [np.ascontiguousarray(injected.reshape(steps, -1).numpy()), np.empty(B * n, np_dtype),
+        arrays += values + [np.ascontiguousarray(injected.reshape(len(injected), -1).numpy()), rows.numpy(), np.empty(B * n, np_dtype),
                             np.empty(B * n, np_dtype), kernel.parameters(np_dtype),
                             np_dtype(block.population.threshold), n * block.size, spikes, fraction, trace, name in probed]
         populations.append(len(values))
