@@ -1,6 +1,6 @@
 """All benchmarks in one command: BrainFuse next to NEURON, Brian2 and Jaxley, with ratios.
 
-    .venv/bin/python -m benchmarks.run            # full sizes (about 18 minutes on 2 cores)
+    .venv/bin/python -m benchmarks.run            # full sizes (about 45 minutes on 2 cores)
     .venv/bin/python -m benchmarks.run --quick    # small sizes, a smoke run
     .venv/bin/python -m benchmarks.run --only workbench   # the workbench's responsiveness
     .venv/bin/python -m benchmarks.run --only potjans_diesmann   # the 10 % cortical column against Brian2
