@@ -9,7 +9,6 @@ values, the injected current of every step and the initial voltage of every cell
 K⁺, a pool) and a cell of tabulated and expression gates: together every library channel.
 """
 
-import numpy as np
 import pytest
 import torch
 
@@ -212,6 +211,21 @@ def test_batches_and_partial_gradients():
     final["v"].sum().backward()
     assert v0.grad.shape == (2, 3, 1) and injected.grad.shape == (50, 2, 3)
     assert bool((injected.grad > 0).all()) and leaves["gna"].grad != 0
+
+
+def test_a_single_step():
+    cell, _ = _hh()
+    injected = torch.full((1, 1, 2), 3.0, dtype=torch.float64, requires_grad=True)
+    grads = []
+    for kernel in (True, False):
+        block = CompiledCell(cell, torch.float64, "cpu")
+        state = block.initial_state(torch.full((1, 2, 1), -60.0, dtype=torch.float64), 6.3)
+        if kernel:
+            trace = run_with_gradients(block, state, DT, injected, 6.3)[0]
+        else:
+            trace = _reference(block, state, injected, 6.3, "backward_euler")[0]
+        grads.append(torch.autograd.grad(trace.sum(), injected)[0])
+    assert torch.allclose(grads[0], grads[1], rtol=1e-12, atol=0.0) and bool((grads[0] > 0).all())
 
 
 def test_refuses_bad_shapes_and_cables():

@@ -6,9 +6,11 @@ The forward advances every cell K steps in one call and keeps only checkpoints o
 per segment it re-runs the forward from the segment's checkpoint into a small buffer, then walks
 the segment backwards through the adjoint of one step. Both steps come from the same statements,
 ``step_source.point_step`` (the forward) and ``adjoint.adjoint`` of them (the backward), so no
-derivative is written by hand. Cells are independent, so both loops run cell by cell over threads
-and a cell's buffer stays in cache; memory grows with the number of steps only through the trace
-and its gradient (checkpoints: K / checkpoint_every states per cell).
+derivative is written by hand. Cells are independent: threads take ranges of cells, and each
+advances blocks of BLOCK_CELLS cells through a segment with the loop over the block's cells
+innermost, where it vectorises (fastmath's exp). Memory grows with the number of steps only
+through the trace and its gradient (checkpoints: K / checkpoint_every states per cell; the replay
+buffer: checkpoint_every states per cell).
 
 The numbers of the model reach the kernels as one float64 parameter array built with torch from the
 model's own tensors (``Parameters``), so the parameter gradient the kernel returns flows on through
@@ -18,8 +20,10 @@ dtype (one compiled version serves both): a float32 run differs from the float32
 that path's rounding only.
 """
 
+import hashlib
 import math
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -27,8 +31,9 @@ import torch
 
 from ..channels.curves import NotCompilable, Tabulated, pchip_slopes
 from ..errors import ModelError
+from . import fastmath, generated
 from .adjoint import NEUTRAL, adjoint, render
-from .compiled import _explinear, _pchip, _sigmoid
+from .compiled import _pchip
 from .membrane import METHODS
 from .step_source import point_step
 
@@ -76,11 +81,14 @@ def _pchip_clamp(x, points):
     return min(max(x, points[0]), points[points.shape[0] - 1])
 
 
-FUNCTIONS = {"exp": "math.exp", "log": "math.log", "sqrt": "math.sqrt", "abs": "abs", "tanh": "math.tanh",
+# exp, expm1 and the rates on them are fastmath's branch-free versions, so the loops over cells vectorise.
+FUNCTIONS = {"exp": "_exp", "log": "math.log", "sqrt": "math.sqrt", "abs": "abs", "tanh": "math.tanh",
              "cosh": "math.cosh", "sigmoid": "_sigmoid", "explinear": "_explinear", "pchip": "_pchip",
-             "expm1": "math.expm1", "sinh": "math.sinh", "sign": "_sign", "where": "_where", "at": "_at",
+             "expm1": "_expm1", "sinh": "math.sinh", "sign": "_sign", "where": "_where", "at": "_at",
              "accumulate": "_accumulate", "pchip_interval": "_pchip_interval", "pchip_clamp": "_pchip_clamp"}
-_NAMESPACE = {"math": math, "np": np, "numba": numba, "_sigmoid": _sigmoid, "_explinear": _explinear, "_pchip": _pchip,
+_NAMESPACE = {"math": math, "np": np, "numba": numba, "_exp": fastmath.exp, "_expm1": fastmath.expm1,
+              "_sigmoid": fastmath.sigmoid, "_explinear": fastmath.explinear, "_pchip": _pchip,
+              "_wide_vectors": fastmath.wide_vectors,
               "_where": _where, "_sign": _sign, "_at": _at, "_accumulate": _accumulate,
               "_pchip_interval": _pchip_interval, "_pchip_clamp": _pchip_clamp}
 
@@ -148,12 +156,13 @@ class Parameters:
         return torch.cat(self.pieces) if self.pieces else torch.zeros(0, dtype=torch.float64)
 
 
-_KERNELS = {}
+# The helpers above are part of what a generated kernel means (generated.py digests its own list).
+_OWN_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 def gradient_kernels(block, celsius, method, dt):
-    """(forward, reverse, parameters) for ``block``: the compiled kernels (cached by their source;
-    see ``_source`` for their arguments) and the ``Parameters`` of this model. Raises ModelError for
+    """(forward, reverse, parameters) for ``block``: the compiled kernels (kept on disk by their source,
+    ``generated.load``; see ``_source`` for their arguments) and the ``Parameters`` of this model. Raises ModelError for
     what they cannot run."""
     if method not in METHODS:
         raise ModelError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
@@ -167,66 +176,101 @@ def gradient_kernels(block, celsius, method, dt):
     states = [f"s{k}" for k in range(n_states)]
     reverse = adjoint(statements, [*states, "inj", *parameters.scalars], [f"new_{s}" for s in states], parameters.tables)
     source = _source(n_states, render(statements, FUNCTIONS), render(reverse, FUNCTIONS), parameters)
-    if source not in _KERNELS:
-        namespace = dict(_NAMESPACE)
-        exec(compile(source, "<brainfuse generated gradient kernels>", "exec"), namespace)  # generated, never user text
-        _KERNELS[source] = namespace["forward"], namespace["reverse"]
-    return (*_KERNELS[source], parameters)
+    module = generated.load(source, _NAMESPACE, dependencies=(_OWN_DIGEST,))
+    return module.forward, module.reverse, parameters
+
+
+BLOCK_CELLS = 256
+"""Cells that step together through a segment: the inner loop runs over them (and vectorises where
+the step's functions do), and their state, adjoints and parameter adjoints stay in cache."""
 
 
 def _source(n_states, forward, reverse, parameters):
     """Source of two kernels over cells ``_lo`` … ``_hi`` − 1 and steps ``_first`` … ``_last`` − 1.
 
-    ``forward(_state0.., _injected, _params, _every, _checkpoints, _trace, ...)`` advances the float64
-    states (n,) in place, with ``_injected`` (K, n), storing the state before step k in
-    ``_checkpoints[i, (k − _first) // _every]`` where (k − _first) % _every is 0 and v after step k in
-    ``_trace[i, k − _first]``. ``reverse(_states, _injected, _params, _d_trace, _adjoint0.., _d_injected,
-    _d_params, ...)`` walks the steps backwards from the states before each (``_states[i, k − _first]``),
-    turning the adjoints of the state after ``_last`` − 1 (``_adjoint0..``, in place) into those before
-    ``_first``, with v's trace adjoint ``_d_trace`` (K, n) added after each step; it writes
-    ``_d_injected`` (n, K) and adds to ``_d_params`` (n, P). The kernels' own names start with an
-    underscore, which neither point_step's names nor the adjoint's temporaries (an underscore and
-    digits) take."""
+    ``forward(_state, _injected, _params, _every, _checkpoints, _trace, ...)`` advances the float64
+    state (S, n) in place, with ``_injected`` (K, n), storing the state before step k in
+    ``_checkpoints[(k − _first) // _every]`` (segments, S, n) where (k − _first) % _every is 0 and v
+    after step k in ``_trace[k − _first]``. ``reverse(_states, _injected, _params, _d_trace, _adjoint,
+    _d_injected, _d_params, ...)`` walks the steps backwards from the states before each
+    (``_states[k − _first]``), turning the adjoints of the state after step ``_last`` − 1
+    (``_adjoint`` (S, n), in place) into those before ``_first``, with v's trace adjoint ``_d_trace``
+    (K, n) added after each step; it writes ``_d_injected`` (K, n; nothing if it is (0, n)) and adds to
+    the per-cell parameter adjoints ``_d_params`` (P, n).
+
+    As in compiled.py, the loops over a block's cells index from 0 (so that numba's wraparound check
+    on a negative index folds away) and have no branch, so they vectorise.
+    The kernels' own names start with an underscore, which neither point_step's names nor the
+    adjoint's temporaries (an underscore and digits) take."""
     states = range(n_states)
     pad = lambda lines, depth: [" " * (4 * depth) + line for line in lines]
     scalars = parameters.scalars
-    bind = [f"{name} = _params[{parameters.slices[name][0]}]" for name in scalars]
+    bind = ["_wide_vectors()", *[f"{name} = _params[{parameters.slices[name][0]}]" for name in scalars]]
     bind += [f"{name} = _params[{start}:{stop}]" for name, (start, stop) in parameters.slices.items() if name not in scalars]
+    # The reverse step's loop reads and writes one array, ``_frame``, of rows of BLOCK_CELLS at fixed
+    # offsets: the states before the step, the state adjoints, inj, v's trace adjoint, inj's adjoint,
+    # then one row per scalar parameter summing its adjoint over the steps (in step order whatever the
+    # segments, so every checkpoint spacing gives the same bits). With the rows of separate
+    # arrays LLVM needs more run-time overlap checks than it allows and leaves the loop scalar. Rows
+    # are copied in and out by plain loops: a slice assignment brings its own copy routine each time,
+    # and dozens of them multiplied the compile time by ten.
+    inj, dv, d_inj, sums = 2 * n_states, 2 * n_states + 1, 2 * n_states + 2, 2 * n_states + 3
+    frame_rows = sums + len(scalars)
+    row = lambda r: f"_frame[{r * BLOCK_CELLS} + _i]"
+    blocks = [
+        f"    for _start in range(_lo, _hi, {BLOCK_CELLS}):",
+        f"        _end = min(_start + {BLOCK_CELLS}, _hi)",
+    ]
     text = [
-        "@numba.njit(nogil=True, error_model='numpy')",
-        f"def forward({', '.join(f'_state{k}' for k in states)}, _injected, _params, _every, _checkpoints, _trace, "
-        "_first, _last, _lo, _hi):",
+        "@numba.njit(cache=True, nogil=True, error_model='numpy')",
+        "def forward(_state, _injected, _params, _every, _checkpoints, _trace, _first, _last, _lo, _hi):",
         *pad(bind, 1),
-        "    for _i in range(_lo, _hi):",
-        *pad([f"s{k} = _state{k}[_i]" for k in states], 2),
+        *blocks,
+        *pad([f"_s{k} = _state[{k}, _start:_end]" for k in states], 2),
         "        for _step in range(_first, _last):",
         "            if (_step - _first) % _every == 0:",
-        *pad([f"_checkpoints[_i, (_step - _first) // _every, {k}] = s{k}" for k in states], 4),
-        "            inj = _injected[_step, _i]",
-        *pad(forward, 3),
-        *pad([f"s{k} = new_s{k}" for k in states], 3),
-        "            _trace[_i, _step - _first] = s0",
-        *pad([f"_state{k}[_i] = s{k}" for k in states], 2),
+        "                for _i in range(_end - _start):",
+        *pad([f"_checkpoints[(_step - _first) // _every, {k}, _start + _i] = _s{k}[_i]" for k in states], 5),
+        "            _inj = _injected[_step, _start:_end]",
+        "            _v = _trace[_step - _first, _start:_end]",
+        "            for _i in range(_end - _start):",
+        *pad([f"s{k} = _s{k}[_i]" for k in states], 4),
+        "                inj = _inj[_i]",
+        *pad(forward, 4),
+        *pad([f"_s{k}[_i] = new_s{k}" for k in states], 4),
+        "                _v[_i] = new_s0",
         "",
-        "@numba.njit(nogil=True, error_model='numpy')",
-        f"def reverse(_states, _injected, _params, _d_trace, {', '.join(f'_adjoint{k}' for k in states)}, _d_injected, "
-        "_d_params, _first, _last, _lo, _hi):",
+        "@numba.njit(cache=True, nogil=True, error_model='numpy')",
+        "def reverse(_states, _injected, _params, _d_trace, _adjoint, _d_injected, _d_params, _first, _last, _lo, _hi):",
         *pad(bind, 1),
-        "    for _i in range(_lo, _hi):",
-        "        _row = _d_params[_i]",
-        *pad([f"d_{name} = _row[{start}:{stop}]" for name in parameters.tables for start, stop in [parameters.slices[name]]], 2),
-        *pad([f"_sum_{name} = _row[{parameters.slices[name][0]}]" for name in scalars], 2),
-        *pad([f"d_s{k} = _adjoint{k}[_i]" for k in states], 2),
+        f"    _frame = np.empty({frame_rows * BLOCK_CELLS})",
+        *blocks,
+        "        _n = _end - _start",
+        "        for _i in range(_n):",
+        *pad([f"{row(n_states + k)} = _adjoint[{k}, _start + _i]" for k in states], 3),
+        *pad([f"{row(sums + j)} = _d_params[{parameters.slices[name][0]}, _start + _i]" for j, name in enumerate(scalars)], 3),
         "        for _step in range(_last - 1, _first - 1, -1):",
-        *pad([f"s{k} = _states[_i, _step - _first, {k}]" for k in states], 3),
-        "            inj = _injected[_step, _i]",
-        "            d_new_s0 = d_s0 + _d_trace[_step, _i]",
-        *pad([f"d_new_s{k} = d_s{k}" for k in states if k], 3),
-        *pad(reverse, 3),
-        "            _d_injected[_i, _step] = d_inj",
-        *pad([f"_sum_{name} += d_{name}" for name in scalars], 3),
-        *pad([f"_adjoint{k}[_i] = d_s{k}" for k in states], 2),
-        *pad([f"_row[{parameters.slices[name][0]}] = _sum_{name}" for name in scalars], 2),
+        "            for _i in range(_n):",
+        *pad([f"{row(k)} = _states[_step - _first, {k}, _start + _i]" for k in states], 4),
+        f"                {row(inj)} = _injected[_step, _start + _i]",
+        f"                {row(dv)} = _d_trace[_step, _start + _i]",
+        "            for _i in range(_n):",
+        *pad([f"s{k} = {row(k)}" for k in states], 4),
+        f"                inj = {row(inj)}",
+        f"                d_new_s0 = {row(n_states)} + {row(dv)}",
+        *pad([f"d_new_s{k} = {row(n_states + k)}" for k in states if k], 4),
+        *pad([f"d_{name} = _d_params[{start}:{stop}, _start + _i]" for name in parameters.tables
+              for start, stop in [parameters.slices[name]]], 4),
+        *pad(reverse, 4),
+        *pad([f"{row(n_states + k)} = d_s{k}" for k in states], 4),
+        f"                {row(d_inj)} = d_inj",
+        *pad([f"{row(sums + j)} += d_{name}" for j, name in enumerate(scalars)], 4),
+        "            if _d_injected.shape[0] > 0:",
+        "                for _i in range(_n):",
+        f"                    _d_injected[_step, _start + _i] = {row(d_inj)}",
+        "        for _i in range(_n):",
+        *pad([f"_adjoint[{k}, _start + _i] = {row(n_states + k)}" for k in states], 3),
+        *pad([f"_d_params[{parameters.slices[name][0]}, _start + _i] = {row(sums + j)}" for j, name in enumerate(scalars)], 3),
     ]
     return "\n".join(text) + "\n"
 
@@ -275,7 +319,7 @@ def _split(kernel, cells, threads):
 class _Run(torch.autograd.Function):
     """The forward keeps the states every ``every`` steps; the backward replays each segment from its
     checkpoint (the forward kernel with every = 1 into a buffer) and walks it back (``reverse``).
-    Every tensor in and out is float64."""
+    Every tensor in and out is float64; cells are laid out last, as in the (K, B, C) trace."""
 
     @staticmethod
     def forward(ctx, settings, params, injected, *initial):
@@ -283,15 +327,13 @@ class _Run(torch.autograd.Function):
         shape = initial[0].shape
         steps, n = injected.shape[0], initial[0].numel()
         current = injected.detach().reshape(steps, n).contiguous().numpy()
-        state = [value.detach().reshape(n).numpy().copy() for value in initial]
-        checkpoints = np.empty((n, (steps + every - 1) // every, len(state)))
-        trace = np.empty((n, steps))
+        state = torch.stack([value.detach().reshape(n) for value in initial]).numpy()
+        checkpoints = np.empty(((steps + every - 1) // every, len(initial), n))
+        trace = np.empty((steps, n))
         values = params.detach().numpy()
-        _split(lambda lo, hi: forward(*state, current, values, every, checkpoints, trace, 0, steps, lo, hi), n, threads)
+        _split(lambda lo, hi: forward(state, current, values, every, checkpoints, trace, 0, steps, lo, hi), n, threads)
         ctx.settings, ctx.shape, ctx.arrays = settings, shape, (current, values, checkpoints)
-        # (n, K) in memory, so each cell's row is contiguous in the kernel; the caller sees (K, B, C).
-        return (torch.from_numpy(trace).T.reshape(steps, *shape[:2]),
-                *[torch.from_numpy(value).reshape(shape) for value in state])
+        return torch.from_numpy(trace).reshape(steps, *shape[:2]), *[torch.from_numpy(row).reshape(shape) for row in state]
 
     @staticmethod
     def backward(ctx, d_trace, *d_final):
@@ -299,19 +341,19 @@ class _Run(torch.autograd.Function):
         current, values, checkpoints = ctx.arrays
         steps, n = current.shape
         d_trace = np.zeros((steps, n)) if d_trace is None else d_trace.detach().reshape(steps, n).contiguous().numpy()
-        adjoints = [np.zeros(n) if d is None else d.detach().reshape(n).numpy().copy() for d in d_final]
-        d_injected = np.empty((n, steps))
-        d_params = np.zeros((n, values.shape[0]))
-        buffer = np.empty((n, min(every, steps), checkpoints.shape[2]))
-        scratch = np.empty((n, buffer.shape[1]))
-        for segment in range(checkpoints.shape[1] - 1, -1, -1):
+        adjoint = np.stack([np.zeros(n) if d is None else d.detach().reshape(n).numpy() for d in d_final])
+        d_injected = np.empty((steps if ctx.needs_input_grad[2] else 0, n))
+        d_params = np.zeros((values.shape[0], n))
+        buffer = np.empty((min(every, steps), *checkpoints.shape[1:]))
+        scratch = np.empty((buffer.shape[0], n))
+        for segment in range(checkpoints.shape[0] - 1, -1, -1):
             first, last = segment * every, min(segment * every + every, steps)
-            state = [np.ascontiguousarray(checkpoints[:, segment, k]) for k in range(checkpoints.shape[2])]
+            state = checkpoints[segment].copy()
 
             def segment_backward(lo, hi):
-                forward(*state, current, values, 1, buffer, scratch, first, last, lo, hi)
-                reverse(buffer, current, values, d_trace, *adjoints, d_injected, d_params, first, last, lo, hi)
+                forward(state, current, values, 1, buffer, scratch, first, last, lo, hi)
+                reverse(buffer, current, values, d_trace, adjoint, d_injected, d_params, first, last, lo, hi)
 
             _split(segment_backward, n, threads)
-        return (None, torch.from_numpy(d_params.sum(0)), torch.from_numpy(d_injected).T.reshape(steps, *ctx.shape[:2]),
-                *[torch.from_numpy(d).reshape(ctx.shape) for d in adjoints])
+        d_injected = torch.from_numpy(d_injected).reshape(steps, *ctx.shape[:2]) if ctx.needs_input_grad[2] else None
+        return (None, torch.from_numpy(d_params.sum(1)), d_injected, *[torch.from_numpy(row).reshape(ctx.shape) for row in adjoint])
