@@ -4,12 +4,10 @@ Both run the same generated neuron step, so in float64 they must give identical 
 traces and final states; the reference is the Python-driven loop of ``Simulation._step``."""
 
 import numpy as np
-import pytest
 import torch
 
 import brainfuse_core as bf
 import brainfuse_core.simulation as simulation
-from brainfuse_core.solvers import network_kernel
 
 
 def traub_cell():
@@ -55,11 +53,8 @@ def run(dtype, whole_chunks, monkeypatch, monitor=None):
     return result, sim.final_state
 
 
-@pytest.mark.parametrize("threaded", [False, True])
-def test_network_kernel_equals_the_step_by_step_path_in_float64(monkeypatch, threaded):
+def test_network_kernel_equals_the_step_by_step_path_in_float64(monkeypatch):
     reports = []
-    if threaded:
-        monkeypatch.setattr(network_kernel, "PARALLEL_FROM", 1)
     fast, fast_state = run(torch.float64, True, monkeypatch, monitor=reports.append)
     slow, slow_state = run(torch.float64, False, monkeypatch)
     assert [(r.start, r.stop) for r in reports] == [(0, 70), (70, 140), (140, 210), (210, 280), (280, 350), (350, 420),

@@ -135,22 +135,20 @@ def point_kernel(block, celsius, method, dt):
     if body not in _KERNELS:
         namespace = dict(_NAMESPACE)
         synaptic, alone = parameters.prologue(), plain_parameters.prologue()
-        source = (_one_step(n_states, body, synaptic) + _many_steps(n_states, plain, alone)
-                  + _advance(n_states, body, synaptic, False) + _advance(n_states, body, synaptic, True))
+        source = _one_step(n_states, body, synaptic) + _many_steps(n_states, plain, alone) + _advance(n_states, body, synaptic)
         exec(compile(source, "<brainfuse generated step>", "exec"), namespace)  # our generated code, never user text
-        _KERNELS[body] = namespace["step"], namespace["steps"], namespace["advance"], namespace["advance_parallel"]
+        _KERNELS[body] = namespace["step"], namespace["steps"], namespace["advance"]
     return PointKernel(*_KERNELS[body], block, dt, parameters.values, plain_parameters.values)
 
 
 class PointKernel:
     """``one_step``: one step (``__call__``); ``many_steps``: a chunk without synaptic input (``run``);
     ``advance``: one step in place with spike detection, called from compiled network code
-    (``solvers/network_kernel.py``); ``advance_parallel``: the same with the cells split over threads.
-    ``parameters(dtype)`` holds every number of the model for the kernels' ``params`` argument."""
+    (``solvers/network_kernel.py``). ``parameters(dtype)`` holds every number of the model for the
+    kernels' ``params`` argument."""
 
-    def __init__(self, one_step, many_steps, advance, advance_parallel, block, dt, parameters, plain_parameters):
-        self.one_step, self.many_steps = one_step, many_steps
-        self.advance, self.advance_parallel = advance, advance_parallel
+    def __init__(self, one_step, many_steps, advance, block, dt, parameters, plain_parameters):
+        self.one_step, self.many_steps, self.advance = one_step, many_steps, advance
         self.state_names = block.state_names()
         self.dt = dt
         self._numbers = {True: np.array(parameters, dtype=np.float64), False: np.array(plain_parameters, dtype=np.float64)}
@@ -287,18 +285,17 @@ def _many_steps(n_states, body, prologue):
     return "\n".join(lines) + "\n"
 
 
-def _advance(n_states, body, prologue, parallel):
+def _advance(n_states, body, prologue):
     """One step of every cell in place, from the chunk's step ``step``: the synaptic input of a
-    network changes every step, so the network kernel calls this once per step. Cells are
-    independent within a step, so ``parallel`` splits them over threads with the same results."""
+    network changes every step, so the network kernel calls this once per step."""
     args = ", ".join(f"a{k}" for k in range(n_states))
     lines = [
-        f"@numba.njit(nogil=True, error_model=\"numpy\", parallel={parallel})",
-        f"def advance{'_parallel' if parallel else ''}({args}, injected, rows, linear_g, linear_ge, params, threshold, step, spikes, fraction, trace, record_v):",
+        "@numba.njit(nogil=True, error_model=\"numpy\")",
+        f"def advance({args}, injected, rows, linear_g, linear_ge, params, threshold, step, spikes, fraction, trace, record_v):",
         *prologue,
         *_rows(4),
         "    injected_row = injected[rows[step]]",
-        f"    for i in {'numba.prange' if parallel else 'range'}(a0.shape[0]):",
+        "    for i in range(a0.shape[0]):",
         "        inj, lin_g, lin_ge = injected_row[i], linear_g[i], linear_ge[i]",
         *_cell_update(n_states, body, 8, outputs=True),
         *[f"        a{k}[i] = new_s{k}" for k in range(n_states)],

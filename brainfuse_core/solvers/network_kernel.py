@@ -14,8 +14,9 @@ The simulation's state keeps its format (``syn{k}/queue{d}`` tensors): the ring 
 from the queues at the start of a chunk and handed back as queues at its end, so chunk
 boundaries, monitors and final states are unchanged.
 
-Populations of at least ``PARALLEL_FROM`` cells step on ``Simulation(threads=...)`` threads (all
-of numba's by default); cells are independent within a step, so the results do not change.
+The chunk runs on one thread. The populations' steps vectorise over cells; splitting them over
+threads per step was measured slower on 2 shared cores (a parallel region per step and
+population waits for the slowest thread, and numba's parallel loop body did not vectorise).
 """
 
 import math
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from ..networks.synapses import Exp2Synapse, ExpSynapse
+from .fastmath import wide_vectors
 
 
 def supports(entry):
@@ -90,9 +92,6 @@ def _enqueue(spikes, step, n_pre, row_pointer, post, weights, scratch, touched, 
 
 
 _KERNELS = {}  # compiled chunk functions by network layout and the populations' step functions
-PARALLEL_FROM = 2000
-"""Cells (batch × population) from which a population's step is split over threads: a parallel
-region costs ~10 µs per step, which pays once the cells' work (~0.1 µs each) is well above it."""
 
 
 def _source(layout):
@@ -111,6 +110,7 @@ def _source(layout):
             args += [f"y{k}_g{g}_{name}" for name in ("n", "rp", "post", "w")]
     lines.append('@numba.njit(nogil=True, error_model="numpy")')
     lines.append(f"def chunk({', '.join(args)}):")
+    lines.append("    _wide_vectors()  # kept if LLVM inlines the populations' steps here")
     lines.append("    for m in range(steps):")
     for k, (depth, _, _, _) in enumerate(entries):
         lines.append(f"        _receive(y{k}_st, y{k}_ring, m % {depth}, y{k}_gain)")
@@ -134,7 +134,8 @@ def _source(layout):
 def _compiled(layout, advances):
     key = (layout, tuple(id(a) for a in advances))
     if key not in _KERNELS:
-        namespace = {"numba": numba, "_receive": _receive, "_conduct": _conduct, "_decay": _decay, "_enqueue": _enqueue}
+        namespace = {"numba": numba, "_wide_vectors": wide_vectors, "_receive": _receive, "_conduct": _conduct,
+                     "_decay": _decay, "_enqueue": _enqueue}
         namespace.update({f"advance{j}": advance for j, advance in enumerate(advances)})
         exec(compile(_source(layout), "<brainfuse generated network>", "exec"), namespace)  # our generated code
         _KERNELS[key] = namespace["chunk"]
@@ -147,7 +148,6 @@ def run_network_chunk(sim, state, start, stop):
     Updates ``state`` (name → tensor) to the state after the chunk and returns, per population,
     (spikes, crossing fractions, voltage after every step or None), each (steps, B, cells)."""
     dtype, B, steps = sim.dtype, sim.batch, stop - start
-    threads = sim.threads or numba.config.NUMBA_NUM_THREADS
     np_dtype = np.float32 if dtype == torch.float32 else np.float64
     names = list(sim._blocks)
     index = {name: j for j, name in enumerate(names)}
@@ -165,7 +165,7 @@ def run_network_chunk(sim, state, start, stop):
                             np.empty(B * n, np_dtype), kernel.parameters(np_dtype),
                             np_dtype(block.population.threshold), n * block.size, spikes, fraction, trace, name in probed]
         populations.append(len(values))
-        advances.append(kernel.advance_parallel if threads > 1 and B * n >= PARALLEL_FROM else kernel.advance)
+        advances.append(kernel.advance)
         outputs[name] = (values, spikes, fraction, trace)
     inputs = {}
     for name, source in sim._sources.items():
@@ -193,12 +193,7 @@ def run_network_chunk(sim, state, start, stop):
         entries.append((depth, index[entry["post"]], exp2, tuple(groups)))
         rings.append((k, synapse.n_states, depth, states, ring))
     chunk = _compiled((tuple(populations), tuple(entries), len(inputs)), advances)
-    threads_before = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        chunk(steps, *arrays)
-    finally:
-        numba.set_num_threads(threads_before)
+    chunk(steps, *arrays)
     for k, n_states, depth, states, ring in rings:
         state.update({f"syn{k}/{s}": torch.from_numpy(states[s]) for s in range(n_states)})
         state.update({f"syn{k}/queue{d}": torch.from_numpy(ring[(steps + d) % depth].copy()) for d in range(depth)})
