@@ -1,0 +1,377 @@
+"""Exact gradients through the compiled cable kernel: cells of many compartments (one morphology,
+B × C cells) driven by an injected current, forward and backward in compiled numba code.
+
+The forward advances each cell through the whole run in one call, as ``cable_kernel.py`` does (every
+node's currents from ``step_source.node_currents``, the axial currents, the tree solve, every node's
+pools and gates from ``step_source.pools_and_gates``), keeping the voltage at every node after every
+step and the state every ``checkpoint_every`` steps. The backward runs time in reverse, segment by
+segment: it replays the segment from its checkpoint into a small per-cell buffer (states before each
+step, the solve's dv and its unfactored diagonal), then walks it back one step at a time:
+
+1. per node, the adjoint of the node's update (``adjoint.adjoint`` of the voltage update, pools and
+   gates; with calcium, of the currents feeding the pools too) turns the adjoints of the state after
+   the step into the adjoint of the solve's dv, and parts of those of the state before it;
+2. λ = A⁻¹ d(dv) with the same elimination as the forward (A is symmetric), so the right-hand side's
+   adjoint is λ and the diagonal's is −λ·dv; the injected current's adjoint is λ;
+3. per node, the adjoint of the node's currents (membrane_g gets −λ·dv, membrane_i gets −λ), and
+   the axial currents' adjoint into the neighbours' voltages.
+
+Only the axial currents and the tree solve are written here by hand (linear algebra); every channel,
+pool and gate derivative comes from the adjoint of step_source's statements. Parameters reach the
+kernels as ``gradient_kernel.Parameters`` builds them (one float64 array with autograd history from
+the model's tensors, shared by every node), and the per-node conductance densities (S/cm²) as a
+(channels, nodes) array stacked from the block's density tensors, so torch chains both on to every
+gbar, curve parameter and tabulated point. The kernels compute in float64 whatever the run's dtype;
+the voltage trace is written in the run's dtype.
+
+Memory: the trace (K + 1 samples per node and cell), checkpoints (K / checkpoint_every states per
+cell), and per cell and thread a buffer of checkpoint_every states in the backward.
+"""
+
+import hashlib
+import math
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import ast
+import numpy as np
+import torch
+
+from ..channels.curves import NotCompilable
+from ..errors import ModelError
+from . import generated
+from .adjoint import NEUTRAL, adjoint, render
+from .gradient_kernel import _NAMESPACE, FUNCTIONS, Parameters
+from .membrane import METHODS
+from .step_source import node_currents, pools_and_gates, step_dt, voltage_update
+
+# The generated modules call helpers defined in these files: a change there must not reuse machine
+# code numba cached from the old text.
+_DEPENDENCIES = (hashlib.sha256(b"".join((Path(__file__).parent / name).read_bytes()
+                                         for name in ("gradient_kernel.py", "cable_gradient.py"))).hexdigest(),)
+_MODULES = {}
+
+
+def _names(lines):
+    return {node.id for line in lines for node in ast.walk(ast.parse(line)) if isinstance(node, ast.Name)}
+
+
+def _statements(block, celsius, method, dt):
+    """(currents, update, implicit step name, parameters): the node statements for ``block`` with
+    a fresh ``Parameters`` (the model's numbers with their autograd history)."""
+    parameters = Parameters(block)
+
+    def density(c, values):
+        if values.dim() != 1 or values.numel() != block.size:
+            raise NotCompilable("a batched conductance density")
+        return f"dens{c}"
+
+    try:
+        currents = node_currents(block, parameters, density, lambda: "area_n")
+        implicit = parameters(step_dt(method, dt))
+        update = [voltage_update(method)] + pools_and_gates(block, celsius, dt, parameters, NEUTRAL)
+    except NotCompilable as err:
+        raise ModelError(f"the cable gradient kernel cannot run this cell: {err}; "
+                         "run it on the tensor path (Simulation(..., compiled=False))") from None
+    return currents, update, implicit, parameters
+
+
+def _kernels(block, currents, update, implicit, parameters):
+    """The compiled module (``forward``, ``backward``) for these statements, generated once per text."""
+    n_states, n_channels = len(block.state_names()), len(block.channels)
+    key = (n_states, n_channels, block.uses_calcium, implicit, tuple(currents), tuple(update),
+           tuple(parameters.slices.items()))
+    if key not in _MODULES:
+        _MODULES[key] = generated.load(_source(n_states, n_channels, block.uses_calcium, currents, update, implicit,
+                                               parameters), dict(_NAMESPACE), _DEPENDENCIES)
+    return _MODULES[key]
+
+
+def _piece_adjoint(statements, outputs, n_states, n_channels, parameters, rename):
+    """Adjoint of ``statements`` w.r.t. the states, dv, densities and scalar parameters they read;
+    temporaries renamed by ``rename`` so two pieces in one function never share a name (their types
+    may differ). Returns (inputs, rendered adjoint lines)."""
+    used = _names(statements)
+    candidates = [f"s{k}" for k in range(n_states)] + ["dv"] + [f"dens{c}" for c in range(n_channels)] + parameters.scalars
+    inputs = [name for name in candidates if name in used]
+    tables = [name for name in parameters.tables if name in used]
+    lines = adjoint(statements, inputs, outputs, tables)
+    lines = [re.sub(r"\b_(\d+)\b", rf"{rename}\1", line) for line in lines]
+    return inputs, render(lines, FUNCTIONS)
+
+
+def _source(n_states, n_channels, uses_calcium, currents, update, implicit, parameters):
+    """Two kernels over cells ``_lo`` … ``_hi`` − 1 (arrays in float64 unless said):
+
+    ``forward(_a, _values, _rows, _dens, _area, _cap, _axial, _axial_sum, _parent, _params, _every,
+    _checkpoints, _trace, _lo, _hi)``: advances the state ``_a`` (cells, S, N) in place through
+    K = len(``_rows``) steps, step k injecting ``_values[_rows[k]]`` (U, cells, N) nA; stores the
+    state before step k in ``_checkpoints[k // _every]`` (segments, cells, S, N) where k % _every is
+    0, and v after step k in ``_trace[:, :, k + 1]`` (cells, N, K + 1; the run's dtype).
+
+    ``backward(..., _every, _checkpoints, _d_trace, _adjoint, _d_values, _d_params, _d_dens, _lo, _hi)``:
+    turns the adjoint of the final state ``_adjoint`` (cells, S, N; in place) into that of the initial
+    state, with the trace's adjoint ``_d_trace`` (cells, N, K + 1) added after each step; adds the
+    injected current's adjoint into ``_d_values`` (U, cells, N; skipped when it has no rows) and writes
+    each cell's parameter adjoint ``_d_params`` (cells, P) and density adjoint ``_d_dens`` (cells, C, N)."""
+    states = range(n_states)
+    pad = lambda lines, depth: [" " * (4 * depth) + line for line in lines]
+    scalars = parameters.scalars
+    bind = [f"{name} = _params[{parameters.slices[name][0]}]" for name in scalars]
+    bind += [f"{name} = _params[{start}:{stop}]" for name, (start, stop) in parameters.slices.items() if name not in scalars]
+    load_node = [f"dens{c} = _dens[{c}, _n]" for c in range(n_channels)] + ["area_n = _area[_n]"]
+    forward_currents = render(currents, FUNCTIONS)
+    forward_update = render(update, FUNCTIONS)
+
+    def step(buffers):
+        """One step of cell _m on ``_cur`` (S, N); with ``buffers`` the unfactored diagonal and dv go
+        to row ``_k`` of ``_buf_diag`` and ``_buf_dv``."""
+        lines = [
+            "_row = _rows[_step]",
+            "for _n in range(_N):",
+            *pad([f"s{k} = _cur[{k}, _n]" for k in states], 1),
+            "    inj = _values[_row, _m, _n]",
+            *pad(load_node, 1),
+            *pad(forward_currents, 1),
+            f"    _diag[_n] = _cap[_n] / {implicit} + membrane_g + _axial_sum[_n]",
+            "    _rhs[_n] = inj - membrane_i",
+        ]
+        if buffers:
+            lines += ["    _buf_diag[_k, _n] = _diag[_n]"]
+        lines += [
+            "for _n in range(1, _N):",
+            "    _flow = _axial[_n] * (_cur[0, _parent[_n]] - _cur[0, _n])",
+            "    _rhs[_n] += _flow",
+            "    _rhs[_parent[_n]] -= _flow",
+            *_solve("_diag", "_rhs"),
+            "for _n in range(_N):",
+            *pad([f"s{k} = _cur[{k}, _n]" for k in states], 1),
+            "    dv = _rhs[_n]",
+        ]
+        if buffers:
+            lines += ["    _buf_dv[_k, _n] = dv"]
+        if uses_calcium:
+            lines += [*pad(load_node, 1), *pad(forward_currents, 1)]
+        lines += [*pad(forward_update, 1), *pad([f"_cur[{k}, _n] = new_s{k}" for k in states], 1)]
+        return lines
+
+    update_piece = (currents if uses_calcium else []) + update
+    update_inputs, update_adjoint = _piece_adjoint(update_piece, [f"new_s{k}" for k in states], n_states, n_channels,
+                                                   parameters, "_u")
+    current_inputs, current_adjoint = _piece_adjoint(currents, ["membrane_g", "membrane_i"], n_states, n_channels,
+                                                     parameters, "_c")
+
+    def collect(inputs, first):
+        """Adjoints of a piece's inputs into the step's state adjoint ``_new``, the densities and parameters."""
+        lines = []
+        for name in inputs:
+            if name.startswith("s"):
+                lines.append(f"_new[{name[1:]}, _n] {'=' if first else '+='} d_{name}")
+            elif name.startswith("dens"):
+                lines.append(f"_d_dens[_m, {name[4:]}, _n] += d_{name}")
+            elif name in scalars:
+                lines.append(f"_dpl[{parameters.slices[name][0]}] += d_{name}")
+        if first:
+            lines += [f"_new[{k}, _n] = 0.0" for k in states if f"s{k}" not in inputs]
+        return lines
+
+    text = [
+        "import numba",
+        "import numpy as np",
+        "",
+        "",
+        "@numba.njit(nogil=True, error_model='numpy', cache=True)",
+        "def forward(_a, _values, _rows, _dens, _area, _cap, _axial, _axial_sum, _parent, _params, _every, "
+        "_checkpoints, _trace, _lo, _hi):",
+        *pad(bind, 1),
+        "    _N = _a.shape[2]",
+        "    _diag = np.empty(_N)",
+        "    _rhs = np.empty(_N)",
+        "    for _m in range(_lo, _hi):",
+        "        _cur = _a[_m]",
+        "        for _step in range(_rows.shape[0]):",
+        "            if _step % _every == 0:",
+        "                _checkpoints[_step // _every, _m] = _cur",
+        *pad(step(False), 3),
+        "            for _n in range(_N):",
+        "                _trace[_m, _n, _step + 1] = _cur[0, _n]",
+        "",
+        "",
+        "@numba.njit(nogil=True, error_model='numpy', cache=True)",
+        "def backward(_values, _rows, _dens, _area, _cap, _axial, _axial_sum, _parent, _params, _every, _checkpoints, "
+        "_d_trace, _adjoint, _d_values, _d_params, _d_dens, _lo, _hi):",
+        *pad(bind, 1),
+        f"    _S, _N, _K = {n_states}, _adjoint.shape[2], _rows.shape[0]",
+        "    _diag = np.empty(_N)",
+        "    _rhs = np.empty(_N)",
+        "    _lam = np.empty(_N)",
+        "    _cur = np.empty((_S, _N))",
+        "    _adj = np.empty((_S, _N))",
+        "    _new = np.empty((_S, _N))",
+        "    _buf_s = np.empty((_every, _S, _N))",
+        "    _buf_dv = np.empty((_every, _N))",
+        "    _buf_diag = np.empty((_every, _N))",
+        "    _dpl = np.zeros(_params.shape[0])",
+        *pad([f"d_{name} = _dpl[{start}:{stop}]" for name in parameters.tables
+              for start, stop in [parameters.slices[name]]], 1),
+        "    for _m in range(_lo, _hi):",
+        "        _adj[:, :] = _adjoint[_m]",
+        "        _dpl[:] = 0.0",
+        "        for _seg in range((_K + _every - 1) // _every - 1, -1, -1):",
+        "            _first = _seg * _every",
+        "            _last = min(_first + _every, _K)",
+        "            _cur[:, :] = _checkpoints[_seg, _m]",
+        "            for _step in range(_first, _last):",
+        "                _k = _step - _first",
+        "                _buf_s[_k] = _cur",
+        *pad(step(True), 4),
+        "            for _step in range(_last - 1, _first - 1, -1):",
+        "                _k = _step - _first",
+        "                for _n in range(_N):",
+        *pad([f"s{k} = _buf_s[_k, {k}, _n]" for k in states], 5),
+        "                    dv = _buf_dv[_k, _n]",
+        *pad(load_node, 5),
+        "                    d_new_s0 = _adj[0, _n] + _d_trace[_m, _n, _step + 1]",
+        *pad([f"d_new_s{k} = _adj[{k}, _n]" for k in states if k], 5),
+        *pad(update_adjoint, 5),
+        "                    _lam[_n] = d_dv",
+        *pad(collect(update_inputs, True), 5),
+        "                for _n in range(_N):",
+        "                    _diag[_n] = _buf_diag[_k, _n]",
+        *pad(_solve("_diag", "_lam"), 4),
+        "                for _n in range(_N):",
+        *pad([f"s{k} = _buf_s[_k, {k}, _n]" for k in states], 5),
+        *pad(load_node, 5),
+        "                    d_membrane_g = -(_lam[_n] * _buf_dv[_k, _n])",
+        "                    d_membrane_i = -_lam[_n]",
+        *pad(current_adjoint, 5),
+        *pad(collect(current_inputs, False), 5),
+        "                    if _d_values.shape[0] > 0:",
+        "                        _d_values[_rows[_step], _m, _n] += _lam[_n]",
+        "                for _n in range(1, _N):",
+        "                    _w = _axial[_n] * (_lam[_n] - _lam[_parent[_n]])",
+        "                    _new[0, _parent[_n]] += _w",
+        "                    _new[0, _n] -= _w",
+        "                _adj[:, :] = _new",
+        "        _adjoint[_m] = _adj",
+        "        _d_params[_m] = _dpl",
+    ]
+    return "\n".join(text) + "\n"
+
+
+def _solve(diag, rhs):
+    """The tree (Hines) solve in place: ``rhs`` becomes A⁻¹ rhs, ``diag`` is overwritten; A has
+    ``diag`` on its diagonal and −axial[n] between node n and its parent (as ``hines._hines_solve``)."""
+    return [
+        "for _n in range(_N - 1, 0, -1):",
+        f"    _factor = _axial[_n] / {diag}[_n]",
+        f"    {diag}[_parent[_n]] -= _factor * _axial[_n]",
+        f"    {rhs}[_parent[_n]] += _factor * {rhs}[_n]",
+        f"{rhs}[0] = {rhs}[0] / {diag}[0]",
+        "for _n in range(1, _N):",
+        f"    {rhs}[_n] = ({rhs}[_n] + _axial[_n] * {rhs}[_parent[_n]]) / {diag}[_n]",
+    ]
+
+
+def run_with_gradients(block, state, dt, injected, celsius, method="backward_euler", rows=None, checkpoint_every=None,
+                       threads=None):
+    """Advance ``block`` (a CompiledCell of several compartments; B × C cells of N nodes) K steps of
+    ``dt`` ms, differentiably, in compiled code.
+
+    ``state``: the block's state, a dict of (B, C, N) tensors (v mV, gates, [Ca]i mM) as from
+    ``CompiledCell.initial_state``; ``injected``: (U, B, C, N) nA, the currents the run takes, step k
+    taking ``injected[rows[k]]``; ``rows``: (K,) integer tensor (default: one row per step, K = U), so
+    a current that holds still needs one row, not K; ``celsius`` °C; ``method`` "backward_euler" or
+    "crank_nicolson"; ``checkpoint_every``: steps between stored states (default √K); ``threads``:
+    how many threads share the cells (default torch.get_num_threads()).
+
+    Returns (v (B, C, N, K + 1) mV at every node, t = 0 first then after every step, in the layout of
+    ``Result.traces``; the final state dict). Gradients of anything computed from them reach the
+    initial state, ``injected`` and every parameter tensor of the model (gbars through the per-node
+    densities, curve parameters, Q10s, pool constants, tabulated points)."""
+    if method not in METHODS:
+        raise ModelError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    names = block.state_names()
+    shape = tuple(state["v"].shape)
+    if block.size < 2 or len(shape) != 3 or shape[2] != block.size:
+        raise ModelError(f"the cable gradient kernel advances cells of several compartments: state tensors of shape "
+                         f"(B, C, {block.size}), got {shape}; use gradient_kernel.run_with_gradients for point cells")
+    if injected.dim() != 4 or tuple(injected.shape[1:]) != shape:
+        raise ModelError(f"injected current has shape {tuple(injected.shape)}; expected (rows, {', '.join(map(str, shape))}) nA")
+    rows = torch.arange(injected.shape[0]) if rows is None else torch.as_tensor(rows)
+    if rows.dim() != 1 or len(rows) < 1 or int(rows.min()) < 0 or int(rows.max()) >= injected.shape[0]:
+        raise ModelError(f"rows must be a non-empty (steps,) index into the {injected.shape[0]} rows of injected current")
+    steps = len(rows)
+    every = max(1, round(math.sqrt(steps))) if checkpoint_every is None else int(checkpoint_every)
+    if every < 1:
+        raise ModelError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every!r}")
+    currents, update, implicit, parameters = _statements(block, celsius, method, float(dt))
+    module = _kernels(block, currents, update, implicit, parameters)
+    as_array = lambda tensor: np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float64)
+    geometry = tuple(as_array(t) for t in (block.area_factor, block.capacitance, block.axial, block.axial_sum))
+    parent = np.ascontiguousarray(np.maximum(block.parent, 0), dtype=np.int64)
+    densities = torch.stack([values.to(torch.float64) for _, values, _ in block.channels]) if block.channels \
+        else torch.zeros(0, block.size, dtype=torch.float64)
+    dtype = state["v"].dtype
+    settings = (module, geometry, parent, np.ascontiguousarray(rows.numpy(), dtype=np.int64), every,
+                threads or torch.get_num_threads(), dtype)
+    double = lambda value: value.to(torch.float64)
+    outputs = _Run.apply(settings, parameters.array(), densities, double(injected), *[double(state[n]) for n in names])
+    return outputs[0], {name: value.to(dtype) for name, value in zip(names, outputs[1:])}
+
+
+def _split(kernel, cells, threads):
+    """``kernel(lo, hi)`` over the cells in contiguous ranges on ``threads`` threads (the kernels release the GIL)."""
+    bounds = np.linspace(0, cells, min(threads, cells) + 1).astype(int)
+    if len(bounds) <= 2:
+        kernel(0, cells)
+        return
+    with ThreadPoolExecutor(len(bounds) - 1) as pool:
+        list(pool.map(kernel, bounds[:-1], bounds[1:]))
+
+
+class _Run(torch.autograd.Function):
+    """Forward with checkpoints, backward replaying each segment (see the module docstring). Cells
+    are flattened to (B·C) and come first in every array, so a cell's data is contiguous."""
+
+    @staticmethod
+    def forward(ctx, settings, params, densities, injected, *initial):
+        module, geometry, parent, rows, every, threads, dtype = settings
+        shape = initial[0].shape
+        cells, nodes, steps = shape[0] * shape[1], shape[2], len(rows)
+        values = injected.detach().reshape(injected.shape[0], cells, nodes).contiguous().numpy()
+        state = np.ascontiguousarray(torch.stack([value.detach().reshape(cells, nodes) for value in initial], 1).numpy())
+        checkpoints = np.empty(((steps + every - 1) // every, *state.shape))
+        trace = torch.empty(cells, nodes, steps + 1, dtype=dtype)
+        trace[:, :, 0] = initial[0].detach().reshape(cells, nodes)
+        trace_array = trace.numpy()
+        parameter_values, density_values = params.detach().numpy(), densities.detach().contiguous().numpy()
+        constants = (density_values, *geometry, parent, parameter_values, every)
+        _split(lambda lo, hi: module.forward(state, values, rows, *constants, checkpoints, trace_array, lo, hi),
+               cells, threads)
+        ctx.settings, ctx.shape, ctx.arrays = settings, shape, (values, constants, checkpoints)
+        final = [torch.from_numpy(state[:, k].copy()).reshape(shape) for k in range(len(initial))]
+        return trace.reshape(*shape, steps + 1), *final
+
+    @staticmethod
+    def backward(ctx, d_trace, *d_final):
+        module, _, _, rows, _, threads, dtype = ctx.settings
+        values, constants, checkpoints = ctx.arrays
+        shape = ctx.shape
+        cells, nodes, steps = shape[0] * shape[1], shape[2], len(rows)
+        if d_trace is None:
+            d_trace = torch.zeros(cells, nodes, steps + 1, dtype=dtype)
+        d_trace = d_trace.detach().reshape(cells, nodes, steps + 1).contiguous()
+        adjoint = np.ascontiguousarray(np.stack([np.zeros((cells, nodes)) if d is None else d.detach().reshape(cells, nodes).numpy()
+                                                 for d in d_final], 1))
+        d_values = np.zeros(values.shape if ctx.needs_input_grad[3] else (0, cells, nodes))
+        d_params = np.zeros((cells, constants[6].shape[0]))
+        d_dens = np.zeros((cells, *constants[0].shape))
+        d_trace_array = d_trace.numpy()
+        _split(lambda lo, hi: module.backward(values, rows, *constants, checkpoints, d_trace_array, adjoint, d_values,
+                                              d_params, d_dens, lo, hi), cells, threads)
+        d_initial = [torch.from_numpy(adjoint[:, k]).reshape(shape) for k in range(adjoint.shape[1])]
+        d_initial[0] = d_initial[0] + d_trace[:, :, 0].to(torch.float64).reshape(shape)
+        d_injected = torch.from_numpy(d_values).reshape(-1, *shape) if ctx.needs_input_grad[3] else None
+        return (None, torch.from_numpy(d_params.sum(0)), torch.from_numpy(d_dens.sum(0)), d_injected, *d_initial)
