@@ -111,7 +111,7 @@ class Parameters:
         self._curves = [curve for channel, _, _ in block.channels for gate in channel.gates
                         for curve in gate.kinetics().values() if isinstance(curve, Tabulated)]
         self._table_calls = 0
-        self._curve = None
+        self._points = self._curve = None
 
     def __call__(self, value):
         start = self.size
@@ -137,23 +137,28 @@ class Parameters:
 
     def _table(self, role, floats):
         if role == 0:
-            self._curve = next((c for c in self._curves if [float(p) for p in c.points] == floats), None)
-            if self._curve is None:
-                raise ModelError("gradient kernel: a table of points matches no tabulated curve of the block")
+            self._points = floats
             return torch.tensor(floats, dtype=torch.float64)
-        points = torch.tensor(self._curve.points, dtype=torch.float64)
-        values = self._curve.values
-        values = values.to(torch.float64) if torch.is_tensor(values) else torch.tensor(values, dtype=torch.float64)
-        table = values if role == 1 else pchip_slopes(points, values)
-        if table.detach().tolist() != floats:
-            raise ModelError("gradient kernel: a tabulated curve's table does not match the curve it was traced to")
-        if role == 2:
+        if role == 1:
+            self._curve = next((c for c in self._curves if c.points == self._points and _values(c).tolist() == floats), None)
+            if self._curve is None:
+                raise ModelError("gradient kernel: a table of values matches no tabulated curve of the block")
             self._curves.remove(self._curve)
-        return table
+            return _values(self._curve)
+        slopes = pchip_slopes(torch.tensor(self._curve.points, dtype=torch.float64), _values(self._curve))
+        if slopes.detach().tolist() != floats:
+            raise ModelError("gradient kernel: a tabulated curve's slopes differ from those of the curve traced")
+        return slopes
 
     def array(self):
         """(P,) float64: every number of the model, differentiable where the model's tensors are."""
         return torch.cat(self.pieces) if self.pieces else torch.zeros(0, dtype=torch.float64)
+
+
+def _values(curve):
+    """A tabulated curve's values as float64, with their autograd history."""
+    values = curve.values
+    return values.to(torch.float64) if torch.is_tensor(values) else torch.tensor(values, dtype=torch.float64)
 
 
 # The helpers above are part of what a generated kernel means (generated.py digests its own list).
@@ -161,9 +166,9 @@ _OWN_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
 def gradient_kernels(block, celsius, method, dt):
-    """(forward, reverse, parameters) for ``block``: the compiled kernels (kept on disk by their source,
-    ``generated.load``; see ``_source`` for their arguments) and the ``Parameters`` of this model. Raises ModelError for
-    what they cannot run."""
+    """(forward, reverse, parameters) for ``block``: the compiled kernels (kept on disk by their
+    source, ``generated.load``; see ``_source`` for their arguments) and the ``Parameters`` of this
+    model. Raises ModelError for what they cannot run."""
     if method not in METHODS:
         raise ModelError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     parameters = Parameters(block)
