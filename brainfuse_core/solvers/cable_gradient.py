@@ -375,3 +375,36 @@ class _Run(torch.autograd.Function):
         d_initial[0] = d_initial[0] + d_trace[:, :, 0].to(torch.float64).reshape(shape)
         d_injected = torch.from_numpy(d_values).reshape(-1, *shape) if ctx.needs_input_grad[3] else None
         return (None, torch.from_numpy(d_params.sum(0)), torch.from_numpy(d_dens.sum(0)), d_injected, *d_initial)
+
+
+def simulate(model, stimuli, probes, dt, steps, dtype=torch.float64, celsius=6.3, method="backward_euler",
+             checkpoint_every=None, threads=None):
+    """``Result.traces`` of ``steps`` steps of ``dt`` ms of one population of multi-compartment cells
+    driven by current clamps, through this kernel: {probe name: (B, cells, samples) or (B, cells,
+    nodes, samples) mV}, t = 0 first, differentiable w.r.t. the model's parameter tensors. The
+    set-up (stimuli to per-node currents, initial state, probe sites) is ``Simulation``'s own.
+    Voltage probes of every step only; no synapses, voltage clamps or spike output."""
+    from ..simulation import Simulation
+
+    sim = Simulation(model, stimuli=stimuli, probes=probes, dt=dt, celsius=celsius, method=method, dtype=dtype)
+    sim._prepare(steps)
+    if len(sim._blocks) != 1 or sim._projections or sim._sources:
+        raise ModelError("the cable gradient kernel runs one population of cells without synapses or spike sources")
+    (name, block), = sim._blocks.items()
+    if block.clamps:
+        raise ModelError("the cable gradient kernel takes current clamps only, not voltage clamps")
+    for probe, _, _, _ in sim._probe_sites:
+        if probe.variable != "v" or probe.every != 1:
+            raise ModelError(f"probe {probe.name}: the cable gradient kernel records v at every step (every=1) only")
+    prefix = f"{name}/"
+    state = {key[len(prefix):]: value for key, value in sim._initial_state().items()}
+    values, rows = sim._chunk_injections(block, 0, steps)
+    v = state["v"]
+    injected = values.reshape(len(values), *v.shape)
+    trace, _ = run_with_gradients(block, state, dt, injected, celsius, method, rows, checkpoint_every, threads)
+    traces = {}
+    for probe, _, cells, node in sim._probe_sites:
+        every_cell = torch.equal(cells, torch.arange(v.shape[1]))
+        picked = trace if every_cell else trace[:, cells]
+        traces[probe.name] = picked if probe.nodes == "all" else picked[:, :, node]
+    return traces
