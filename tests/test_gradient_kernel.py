@@ -16,7 +16,7 @@ import brainfuse_core as bf
 from brainfuse_core.channels.channel import Channel, Gate
 from brainfuse_core.channels.curves import Constant, ExpressionCurve, Hill, Tabulated
 from brainfuse_core.errors import ModelError
-from brainfuse_core.solvers.gradient_kernel import run_with_gradients
+from brainfuse_core.solvers.gradient_kernel import run_with_gradients, supports
 from brainfuse_core.solvers.membrane import CompiledCell
 
 AREA = 31416.0  # µm²: 1 µA/cm² is 0.31416 nA
@@ -231,6 +231,9 @@ def test_a_single_step():
 def test_refuses_bad_shapes_and_cables():
     cell, _ = _hh()
     block = CompiledCell(cell, torch.float64, "cpu")
+    assert supports(block, 6.3, "backward_euler", DT)
+    batched = bf.Cell.point(area=AREA, channels=[bf.channel("hh_na", gbar=torch.full((2, 1, 1), 0.12, dtype=torch.float64))])
+    assert not supports(CompiledCell(batched, torch.float64, "cpu"), 6.3, "backward_euler", DT)
     state = block.initial_state(torch.full((1, 4, 1), -65.0, dtype=torch.float64), 6.3)
     with pytest.raises(ModelError, match=r"expected \(steps, 1, 4\)"):
         run_with_gradients(block, state, 0.025, torch.zeros(10, 4, dtype=torch.float64), 6.3)
@@ -239,6 +242,7 @@ def test_refuses_bad_shapes_and_cables():
     cable = bf.Cell(bf.Morphology([bf.Section("axon", length=100.0, diameter=1.0, nseg=3)]))
     cable.insert(bf.channel("leak"))
     block = CompiledCell(cable, torch.float64, "cpu")
+    assert not supports(block, 6.3, "backward_euler", DT)
     state = block.initial_state(torch.full((1, 1, 3), -65.0, dtype=torch.float64), 6.3)
     with pytest.raises(ModelError, match="one-compartment"):
         run_with_gradients(block, state, 0.025, torch.zeros(5, 1, 1, dtype=torch.float64), 6.3)

@@ -165,6 +165,16 @@ def _values(curve):
 _OWN_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
+def supports(block, celsius, method, dt):
+    """Whether the gradient kernels can run ``block``: one compartment, every number a scalar (a
+    batched parameter, one value per batch entry, runs on the tensor path). Compiles nothing."""
+    try:
+        point_step(block, celsius, method, float(dt), Parameters(block), NEUTRAL)
+    except NotCompilable:
+        return False
+    return block.size == 1
+
+
 def gradient_kernels(block, celsius, method, dt):
     """(forward, reverse, parameters) for ``block``: the compiled kernels (kept on disk by their
     source, ``generated.load``; see ``_source`` for their arguments) and the ``Parameters`` of this
