@@ -398,7 +398,7 @@ def simulate(model, stimuli, probes, dt, steps, dtype=torch.float64, celsius=6.3
             raise ModelError(f"probe {probe.name}: the cable gradient kernel records v at every step (every=1) only")
     prefix = f"{name}/"
     state = {key[len(prefix):]: value for key, value in sim._initial_state().items()}
-    values, rows = sim._chunk_injections(block, 0, steps)
+    values, rows = _held_currents(sim, block, steps)
     v = state["v"]
     injected = values.reshape(len(values), *v.shape)
     trace, _ = run_with_gradients(block, state, dt, injected, celsius, method, rows, checkpoint_every, threads)
@@ -408,3 +408,19 @@ def simulate(model, stimuli, probes, dt, steps, dtype=torch.float64, celsius=6.3
         picked = trace if every_cell else trace[:, cells]
         traces[probe.name] = picked if probe.nodes == "all" else picked[:, :, node]
     return traces
+
+
+def _held_currents(sim, block, steps):
+    """(values (U, B, C·N) nA, rows (steps,)): the current into the block's nodes, one row per run of
+    steps over which it holds still (a current clamp's table has a row per step even where it holds)."""
+    nodes = block.population.n * block.size
+    per_step = [table[index[:steps]] for _, table, index in block.injections]
+    changes = torch.zeros(steps, dtype=torch.bool)
+    changes[0] = True
+    for current in per_step:
+        flat = current.detach().reshape(steps, -1)
+        changes[1:] |= (flat[1:] != flat[:-1]).any(1)
+    values = torch.zeros((int(changes.sum()), sim.batch, nodes), dtype=sim.dtype)
+    for (flat, _, _), current in zip(block.injections, per_step):
+        values = values.index_add(2, flat, current[changes].expand(-1, sim.batch, len(flat)))
+    return values, changes.cumsum(0) - 1
