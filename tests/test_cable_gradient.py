@@ -3,10 +3,10 @@ through the tensor path (CompiledCell.step, the reference numerics), and against
 differences of the kernel's own forward.
 
 A loss on the voltage at every node after every step and on the final state is differentiated with
-respect to each channel's gbar, a curve parameter, a tabulated curve's values, the injected current
+respect to each channel's gbar, a curve parameter, a tabulated curve's values, a pool's decay, the injected current
 of every node and step and the initial voltage of every node: for the 100-compartment HH cable
 (backward Euler, float64 and float32) and a branched cell with expression and tabulated channels in
-its soma (Crank–Nicolson). Three kernels in all, as compiling them is most of this file's time.
+its soma and a calcium pool on every node (Crank–Nicolson). Three kernels in all, as compiling them is most of this file's time.
 """
 
 import pytest
@@ -16,7 +16,7 @@ import brainfuse_core as bf
 from brainfuse_core.channels import Channel, Gate
 from brainfuse_core.channels.curves import ExpressionCurve, Tabulated
 from brainfuse_core.errors import ModelError
-from brainfuse_core.solvers.cable_gradient import run_with_gradients, simulate
+from brainfuse_core.solvers.cable_gradient import run_with_gradients, simulate, supports
 from brainfuse_core.solvers.membrane import CompiledCell
 
 CELSIUS, DT = 6.3, 0.025  # °C, ms
@@ -42,11 +42,13 @@ def _hh_cable():
     return cell, leaves, 0.4
 
 
-def _branched_cell():
-    """Ball and two dendrites; expression and tabulated channels in the soma, leak everywhere."""
+def _branched_cell(calcium=True):
+    """Ball and two dendrites; expression and tabulated channels in the soma, leak everywhere; with
+    ``calcium`` an HVA calcium channel and an AHP potassium channel in the soma and a calcium pool
+    (whose decay is a leaf) on every node."""
     points = [-100.0, -70.0, -50.0, -30.0, 0.0, 40.0]
     leaves = {"gna": _leaf(0.12), "gk": _leaf(0.036), "gl": _leaf(3e-4), "a": _leaf(0.07),
-              "n_inf": _leaf([0.0, 0.25, 0.45, 0.75, 0.95, 1.0])}
+              "n_inf": _leaf([0.0, 0.25, 0.45, 0.75, 0.95, 1.0]), "gca": _leaf(2e-3), "decay": _leaf(20.0)}
     soma = bf.Section("soma", 20.0, 20.0)
     dend = [bf.Section(f"dend{k}", 200.0, 1.0 + k, nseg=7, parent="soma", parent_x=0.5 * k + 0.5, region="basal")
             for k in range(2)]
@@ -60,6 +62,11 @@ def _branched_cell():
                                  tau=Tabulated(points=points, values=[2.0, 5.0, 5.5, 3.0, 1.5, 1.0]))],
                 gbar=leaves["gk"], ion="k")
     cell.insert(na, "soma").insert(k, "soma").insert(bf.channel("leak", gbar=leaves["gl"]), "all")
+    if calcium:
+        cell.insert(bf.channel("ca_hva", gbar=leaves["gca"]), "soma").insert(bf.channel("k_ahp", gbar=2e-3), "soma")
+        cell.add_pool(bf.calcium_pool(decay=leaves["decay"]), "all")
+    else:
+        del leaves["gca"], leaves["decay"]
     return cell, leaves, 1.5
 
 
@@ -78,8 +85,8 @@ def _inputs(block, dtype, steps, peak, seed=0):
 
 
 def _loss(trace, final, weights):
-    """Weighted voltages (mV) at every node and sample, plus the final state (gates scaled to a few mV)."""
-    extra = sum(value.sum() * 10.0 for name, value in final.items() if name != "v")
+    """Weighted voltages (mV) at every node and sample, plus the final state (gates and [Ca]i scaled to a few mV)."""
+    extra = sum(value.sum() * (1e4 if name == "cai" else 10.0) for name, value in final.items() if name != "v")
     return (trace * weights.to(trace.dtype)).sum() / trace.shape[-1] + final["v"].sum() + extra
 
 
@@ -194,9 +201,14 @@ def test_simulate_gives_the_simulation_traces():
     assert grads[1].item() == pytest.approx(grads[0].item(), rel=1e-9)
 
 
-def test_refuses_point_cells_and_bad_shapes():
+def test_supports_and_refuses_point_cells_partial_pools_and_bad_shapes():
+    assert supports(CompiledCell(_branched_cell()[0], torch.float64, "cpu"), CELSIUS, "crank_nicolson", DT)
+    partial = _branched_cell(calcium=False)[0]
+    partial.insert(bf.channel("ca_hva", gbar=1e-3), "soma").add_pool(bf.calcium_pool(), "soma")
+    assert not supports(CompiledCell(partial, torch.float64, "cpu"), CELSIUS, "backward_euler", DT)
     point = bf.Cell.point(area=1000.0, channels=[bf.channel("leak")])
     block = CompiledCell(point, torch.float64, "cpu")
+    assert not supports(block, CELSIUS, "backward_euler", DT)
     state = block.initial_state(torch.full((1, 1, 1), -65.0, dtype=torch.float64), CELSIUS)
     with pytest.raises(ModelError, match="several compartments"):
         run_with_gradients(block, state, DT, torch.zeros(5, 1, 1, 1, dtype=torch.float64), CELSIUS)

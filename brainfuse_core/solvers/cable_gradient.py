@@ -28,13 +28,13 @@ Memory: the trace (K + 1 samples per node and cell), checkpoints (K / checkpoint
 cell), and per cell and thread a buffer of checkpoint_every states in the backward.
 """
 
+import ast
 import hashlib
 import math
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import ast
 import numpy as np
 import torch
 
@@ -75,6 +75,18 @@ def _statements(block, celsius, method, dt):
         raise ModelError(f"the cable gradient kernel cannot run this cell: {err}; "
                          "run it on the tensor path (Simulation(..., compiled=False))") from None
     return currents, update, implicit, parameters
+
+
+def supports(block, celsius, method, dt):
+    """Whether ``run_with_gradients`` can run ``block``: several compartments, every number a scalar
+    or a per-node density, calcium pools on every node or none. Compiles nothing."""
+    if block.size < 2 or method not in METHODS:
+        return False
+    try:
+        _statements(block, celsius, method, float(dt))
+    except ModelError:
+        return False
+    return True
 
 
 def _kernels(block, currents, update, implicit, parameters):
