@@ -92,11 +92,11 @@ def supports(block, celsius, method, dt):
 def _kernels(block, currents, update, implicit, parameters):
     """The compiled module (``forward``, ``backward``) for these statements, generated once per text."""
     n_states, n_channels = len(block.state_names()), len(block.channels)
-    key = (n_states, n_channels, block.uses_calcium, implicit, tuple(currents), tuple(update),
+    key = (block.size, n_states, n_channels, block.uses_calcium, implicit, tuple(currents), tuple(update),
            tuple(parameters.slices.items()))
     if key not in _MODULES:
-        _MODULES[key] = generated.load(_source(n_states, n_channels, block.uses_calcium, currents, update, implicit,
-                                               parameters), dict(_NAMESPACE), _DEPENDENCIES)
+        _MODULES[key] = generated.load(_source(block.size, n_states, n_channels, block.uses_calcium, currents, update,
+                                               implicit, parameters), dict(_NAMESPACE), _DEPENDENCIES)
     return _MODULES[key]
 
 
@@ -113,8 +113,8 @@ def _piece_adjoint(statements, outputs, n_states, n_channels, parameters, rename
     return inputs, render(lines, FUNCTIONS)
 
 
-def _source(n_states, n_channels, uses_calcium, currents, update, implicit, parameters):
-    """Two kernels over cells ``_lo`` … ``_hi`` − 1 (arrays in float64 unless said):
+def _source(n_nodes, n_states, n_channels, uses_calcium, currents, update, implicit, parameters):
+    """Two kernels over cells ``_lo`` … ``_hi`` − 1 of ``n_nodes`` nodes (arrays in float64 unless said):
 
     ``forward(_a, _values, _rows, _dens, _area, _cap, _axial, _axial_sum, _parent, _params, _every,
     _checkpoints, _trace, _lo, _hi)``: advances the state ``_a`` (cells, S, N) in place through
@@ -126,68 +126,95 @@ def _source(n_states, n_channels, uses_calcium, currents, update, implicit, para
     turns the adjoint of the final state ``_adjoint`` (cells, S, N; in place) into that of the initial
     state, with the trace's adjoint ``_d_trace`` (cells, N, K + 1) added after each step; adds the
     injected current's adjoint into ``_d_values`` (U, cells, N; skipped when it has no rows) and writes
-    each cell's parameter adjoint ``_d_params`` (cells, P) and density adjoint ``_d_dens`` (cells, C, N)."""
+    each cell's parameter adjoint ``_d_params`` (cells, P) and density adjoint ``_d_dens`` (cells, C, N).
+
+    The loops over nodes vectorise: everything they read and write per node lives in one array per
+    kernel, ``_F``, in rows of N at offsets fixed in the text (N is part of the text, so LLVM needs no
+    run-time overlap checks between them), the replay buffer ``_buf`` aside; the parameter adjoints
+    are summed per node (a row per scalar) and over the nodes once per cell, as a sum across loop
+    iterations would keep the loop scalar."""
     states = range(n_states)
     pad = lambda lines, depth: [" " * (4 * depth) + line for line in lines]
     scalars = parameters.scalars
-    bind = [f"{name} = _params[{parameters.slices[name][0]}]" for name in scalars]
+    bind = ["_wide_vectors()"] + [f"{name} = _params[{parameters.slices[name][0]}]" for name in scalars]
     bind += [f"{name} = _params[{start}:{stop}]" for name, (start, stop) in parameters.slices.items() if name not in scalars]
-    load_node = [f"dens{c} = _dens[{c}, _n]" for c in range(n_channels)] + ["area_n = _area[_n]"]
     forward_currents = render(currents, FUNCTIONS)
     forward_update = render(update, FUNCTIONS)
-
-    def step(buffers):
-        """One step of cell _m on ``_cur`` (S, N); with ``buffers`` the unfactored diagonal and dv go
-        to row ``_k`` of ``_buf_diag`` and ``_buf_dv``."""
-        lines = [
-            "_row = _rows[_step]",
-            "for _n in range(_N):",
-            *pad([f"s{k} = _cur[{k}, _n]" for k in states], 1),
-            "    inj = _values[_row, _m, _n]",
-            *pad(load_node, 1),
-            *pad(forward_currents, 1),
-            f"    _diag[_n] = _cap[_n] / {implicit} + membrane_g + _axial_sum[_n]",
-            "    _rhs[_n] = inj - membrane_i",
-        ]
-        if buffers:
-            lines += ["    _buf_diag[_k, _n] = _diag[_n]"]
-        lines += [
-            "for _n in range(1, _N):",
-            "    _flow = _axial[_n] * (_cur[0, _parent[_n]] - _cur[0, _n])",
-            "    _rhs[_n] += _flow",
-            "    _rhs[_parent[_n]] -= _flow",
-            *_solve("_diag", "_rhs"),
-            "for _n in range(_N):",
-            *pad([f"s{k} = _cur[{k}, _n]" for k in states], 1),
-            "    dv = _rhs[_n]",
-        ]
-        if buffers:
-            lines += ["    _buf_dv[_k, _n] = dv"]
-        if uses_calcium:
-            lines += [*pad(load_node, 1), *pad(forward_currents, 1)]
-        lines += [*pad(forward_update, 1), *pad([f"_cur[{k}, _n] = new_s{k}" for k in states], 1)]
-        return lines
-
     update_piece = (currents if uses_calcium else []) + update
     update_inputs, update_adjoint = _piece_adjoint(update_piece, [f"new_s{k}" for k in states], n_states, n_channels,
                                                    parameters, "_u")
     current_inputs, current_adjoint = _piece_adjoint(currents, ["membrane_g", "membrane_i"], n_states, n_channels,
                                                      parameters, "_c")
+    summed = [name for name in scalars if name in update_inputs or name in current_inputs]
+
+    rows = {}
+    for name in [f"dens{c}" for c in range(n_channels)] + ["area", "cap", "axial_sum"] + [f"s{k}" for k in states] + \
+            ["diag", "rhs", "lam", "d_trace"] + [f"adj{k}" for k in states] + [f"new{k}" for k in states] + \
+            [f"d_dens{c}" for c in range(n_channels)] + [f"d_{name}" for name in summed]:
+        rows[name] = len(rows)
+    frame = lambda name, node="_n": f"_F[{rows[name] * n_nodes} + {node}]"
+    buffer_dv, buffer_diag = n_states, n_states + 1
+    load_node = [f"dens{c} = {frame(f'dens{c}')}" for c in range(n_channels)] + [f"area_n = {frame('area')}"]
+    nodes = f"for _n in range({n_nodes}):"
+
+    def step(replay):
+        """One step of cell _m on the state rows of ``_F``; with ``replay`` the state before it, the
+        unfactored diagonal and dv go to row ``_k`` of ``_buf``."""
+        lines = []
+        if replay:
+            lines += [nodes, *[f"    _buf[_k, {k}, _n] = {frame(f's{k}')}" for k in states]]
+        lines += [
+            "_row = _rows[_step]",
+            nodes,
+            *pad([f"s{k} = {frame(f's{k}')}" for k in states], 1),
+            "    inj = _values[_row, _m, _n]",
+            *pad(load_node, 1),
+            *pad(forward_currents, 1),
+            f"    {frame('diag')} = {frame('cap')} / {implicit} + membrane_g + {frame('axial_sum')}",
+            f"    {frame('rhs')} = inj - membrane_i",
+        ]
+        if replay:
+            lines += [nodes, f"    _buf[_k, {buffer_diag}, _n] = {frame('diag')}"]
+        lines += [
+            f"for _n in range(1, {n_nodes}):",
+            f"    _flow = _axial[_n] * ({frame('s0', '_parent[_n]')} - {frame('s0')})",
+            f"    {frame('rhs')} += _flow",
+            f"    {frame('rhs', '_parent[_n]')} -= _flow",
+            *_solve(n_nodes, lambda node: frame("diag", node), lambda node: frame("rhs", node)),
+        ]
+        if replay:
+            lines += [nodes, f"    _buf[_k, {buffer_dv}, _n] = {frame('rhs')}"]
+        lines += [
+            nodes,
+            *pad([f"s{k} = {frame(f's{k}')}" for k in states], 1),
+            f"    dv = {frame('rhs')}",
+        ]
+        if uses_calcium:
+            lines += [*pad(load_node, 1), *pad(forward_currents, 1)]
+        lines += [*pad(forward_update, 1), *pad([f"{frame(f's{k}')} = new_s{k}" for k in states], 1)]
+        return lines
 
     def collect(inputs, first):
-        """Adjoints of a piece's inputs into the step's state adjoint ``_new``, the densities and parameters."""
+        """Adjoints of a piece's inputs into the step's state adjoint rows ``new``, the density and parameter rows."""
         lines = []
         for name in inputs:
             if name.startswith("s"):
-                lines.append(f"_new[{name[1:]}, _n] {'=' if first else '+='} d_{name}")
+                lines.append(f"{frame(f'new{name[1:]}')} {'=' if first else '+='} d_{name}")
             elif name.startswith("dens"):
-                lines.append(f"_d_dens[_m, {name[4:]}, _n] += d_{name}")
-            elif name in scalars:
-                lines.append(f"_dpl[{parameters.slices[name][0]}] += d_{name}")
+                lines.append(f"{frame(f'd_{name}')} += d_{name}")
+            elif name in summed:
+                lines.append(f"{frame(f'd_{name}')} += d_{name}")
         if first:
-            lines += [f"_new[{k}, _n] = 0.0" for k in states if f"s{k}" not in inputs]
+            lines += [f"{frame(f'new{k}')} = 0.0" for k in states if f"s{k}" not in inputs]
         return lines
 
+    constants = [
+        nodes,
+        *[f"    {frame(f'dens{c}')} = _dens[{c}, _n]" for c in range(n_channels)],
+        f"    {frame('area')} = _area[_n]",
+        f"    {frame('cap')} = _cap[_n]",
+        f"    {frame('axial_sum')} = _axial_sum[_n]",
+    ]
     text = [
         "import numba",
         "import numpy as np",
@@ -197,92 +224,100 @@ def _source(n_states, n_channels, uses_calcium, currents, update, implicit, para
         "def forward(_a, _values, _rows, _dens, _area, _cap, _axial, _axial_sum, _parent, _params, _every, "
         "_checkpoints, _trace, _lo, _hi):",
         *pad(bind, 1),
-        "    _N = _a.shape[2]",
-        "    _diag = np.empty(_N)",
-        "    _rhs = np.empty(_N)",
+        f"    _F = np.zeros({len(rows) * n_nodes})",
+        *pad(constants, 1),
         "    for _m in range(_lo, _hi):",
-        "        _cur = _a[_m]",
+        f"        {nodes}",
+        *pad([f"{frame(f's{k}')} = _a[_m, {k}, _n]" for k in states], 3),
         "        for _step in range(_rows.shape[0]):",
         "            if _step % _every == 0:",
-        "                _checkpoints[_step // _every, _m] = _cur",
+        f"                {nodes}",
+        *pad([f"_checkpoints[_step // _every, _m, {k}, _n] = {frame(f's{k}')}" for k in states], 5),
         *pad(step(False), 3),
-        "            for _n in range(_N):",
-        "                _trace[_m, _n, _step + 1] = _cur[0, _n]",
+        f"            {nodes}",
+        f"                _trace[_m, _n, _step + 1] = {frame('s0')}",
+        f"        {nodes}",
+        *pad([f"_a[_m, {k}, _n] = {frame(f's{k}')}" for k in states], 3),
         "",
         "",
         "@numba.njit(nogil=True, error_model='numpy', cache=True)",
         "def backward(_values, _rows, _dens, _area, _cap, _axial, _axial_sum, _parent, _params, _every, _checkpoints, "
         "_d_trace, _adjoint, _d_values, _d_params, _d_dens, _lo, _hi):",
         *pad(bind, 1),
-        f"    _S, _N, _K = {n_states}, _adjoint.shape[2], _rows.shape[0]",
-        "    _diag = np.empty(_N)",
-        "    _rhs = np.empty(_N)",
-        "    _lam = np.empty(_N)",
-        "    _cur = np.empty((_S, _N))",
-        "    _adj = np.empty((_S, _N))",
-        "    _new = np.empty((_S, _N))",
-        "    _buf_s = np.empty((_every, _S, _N))",
-        "    _buf_dv = np.empty((_every, _N))",
-        "    _buf_diag = np.empty((_every, _N))",
+        "    _K = _rows.shape[0]",
+        f"    _F = np.zeros({len(rows) * n_nodes})",
+        *pad(constants, 1),
+        f"    _buf = np.empty((_every, {n_states + 2}, {n_nodes}))",
         "    _dpl = np.zeros(_params.shape[0])",
         *pad([f"d_{name} = _dpl[{start}:{stop}]" for name in parameters.tables
               for start, stop in [parameters.slices[name]]], 1),
         "    for _m in range(_lo, _hi):",
-        "        _adj[:, :] = _adjoint[_m]",
         "        _dpl[:] = 0.0",
+        f"        {nodes}",
+        *pad([f"{frame(f'adj{k}')} = _adjoint[_m, {k}, _n]" for k in states], 3),
+        *pad([f"{frame(f'd_dens{c}')} = 0.0" for c in range(n_channels)], 3),
+        *pad([f"{frame(f'd_{name}')} = 0.0" for name in summed], 3),
         "        for _seg in range((_K + _every - 1) // _every - 1, -1, -1):",
         "            _first = _seg * _every",
         "            _last = min(_first + _every, _K)",
-        "            _cur[:, :] = _checkpoints[_seg, _m]",
+        f"            {nodes}",
+        *pad([f"{frame(f's{k}')} = _checkpoints[_seg, _m, {k}, _n]" for k in states], 4),
         "            for _step in range(_first, _last):",
         "                _k = _step - _first",
-        "                _buf_s[_k] = _cur",
         *pad(step(True), 4),
         "            for _step in range(_last - 1, _first - 1, -1):",
         "                _k = _step - _first",
-        "                for _n in range(_N):",
-        *pad([f"s{k} = _buf_s[_k, {k}, _n]" for k in states], 5),
-        "                    dv = _buf_dv[_k, _n]",
+        f"                {nodes}",
+        f"                    {frame('d_trace')} = _d_trace[_m, _n, _step + 1]",
+        f"                {nodes}",
+        *pad([f"s{k} = _buf[_k, {k}, _n]" for k in states], 5),
+        f"                    dv = _buf[_k, {buffer_dv}, _n]",
         *pad(load_node, 5),
-        "                    d_new_s0 = _adj[0, _n] + _d_trace[_m, _n, _step + 1]",
-        *pad([f"d_new_s{k} = _adj[{k}, _n]" for k in states if k], 5),
+        f"                    d_new_s0 = {frame('adj0')} + {frame('d_trace')}",
+        *pad([f"d_new_s{k} = {frame(f'adj{k}')}" for k in states if k], 5),
         *pad(update_adjoint, 5),
-        "                    _lam[_n] = d_dv",
+        f"                    {frame('lam')} = d_dv",
         *pad(collect(update_inputs, True), 5),
-        "                for _n in range(_N):",
-        "                    _diag[_n] = _buf_diag[_k, _n]",
-        *pad(_solve("_diag", "_lam"), 4),
-        "                for _n in range(_N):",
-        *pad([f"s{k} = _buf_s[_k, {k}, _n]" for k in states], 5),
+        f"                {nodes}",
+        f"                    {frame('diag')} = _buf[_k, {buffer_diag}, _n]",
+        *pad(_solve(n_nodes, lambda node: frame("diag", node), lambda node: frame("lam", node)), 4),
+        f"                {nodes}",
+        *pad([f"s{k} = _buf[_k, {k}, _n]" for k in states], 5),
         *pad(load_node, 5),
-        "                    d_membrane_g = -(_lam[_n] * _buf_dv[_k, _n])",
-        "                    d_membrane_i = -_lam[_n]",
+        f"                    d_membrane_g = -({frame('lam')} * _buf[_k, {buffer_dv}, _n])",
+        f"                    d_membrane_i = -{frame('lam')}",
         *pad(current_adjoint, 5),
         *pad(collect(current_inputs, False), 5),
-        "                    if _d_values.shape[0] > 0:",
-        "                        _d_values[_rows[_step], _m, _n] += _lam[_n]",
-        "                for _n in range(1, _N):",
-        "                    _w = _axial[_n] * (_lam[_n] - _lam[_parent[_n]])",
-        "                    _new[0, _parent[_n]] += _w",
-        "                    _new[0, _n] -= _w",
-        "                _adj[:, :] = _new",
-        "        _adjoint[_m] = _adj",
+        "                if _d_values.shape[0] > 0:",
+        f"                    {nodes}",
+        f"                        _d_values[_rows[_step], _m, _n] += {frame('lam')}",
+        f"                for _n in range(1, {n_nodes}):",
+        f"                    _w = _axial[_n] * ({frame('lam')} - {frame('lam', '_parent[_n]')})",
+        f"                    {frame('new0', '_parent[_n]')} += _w",
+        f"                    {frame('new0')} -= _w",
+        f"                {nodes}",
+        *pad([f"{frame(f'adj{k}')} = {frame(f'new{k}')}" for k in states], 5),
+        f"        {nodes}",
+        *pad([f"_adjoint[_m, {k}, _n] = {frame(f'adj{k}')}" for k in states], 3),
+        *pad([f"_d_dens[_m, {c}, _n] = {frame(f'd_dens{c}')}" for c in range(n_channels)], 3),
+        *pad([f"_dpl[{parameters.slices[name][0]}] += {frame(f'd_{name}')}" for name in summed], 3),
         "        _d_params[_m] = _dpl",
     ]
     return "\n".join(text) + "\n"
 
 
-def _solve(diag, rhs):
+def _solve(n_nodes, diag, rhs):
     """The tree (Hines) solve in place: ``rhs`` becomes A⁻¹ rhs, ``diag`` is overwritten; A has
-    ``diag`` on its diagonal and −axial[n] between node n and its parent (as ``hines._hines_solve``)."""
+    ``diag`` on its diagonal and −axial[n] between node n and its parent (as ``hines._hines_solve``).
+    ``diag(node)``, ``rhs(node)``: the text of the entries at a node index's text."""
     return [
-        "for _n in range(_N - 1, 0, -1):",
-        f"    _factor = _axial[_n] / {diag}[_n]",
-        f"    {diag}[_parent[_n]] -= _factor * _axial[_n]",
-        f"    {rhs}[_parent[_n]] += _factor * {rhs}[_n]",
-        f"{rhs}[0] = {rhs}[0] / {diag}[0]",
-        "for _n in range(1, _N):",
-        f"    {rhs}[_n] = ({rhs}[_n] + _axial[_n] * {rhs}[_parent[_n]]) / {diag}[_n]",
+        f"for _n in range({n_nodes} - 1, 0, -1):",
+        f"    _factor = _axial[_n] / {diag('_n')}",
+        f"    {diag('_parent[_n]')} -= _factor * _axial[_n]",
+        f"    {rhs('_parent[_n]')} += _factor * {rhs('_n')}",
+        f"{rhs('0')} = {rhs('0')} / {diag('0')}",
+        f"for _n in range(1, {n_nodes}):",
+        f"    {rhs('_n')} = ({rhs('_n')} + _axial[_n] * {rhs('_parent[_n]')}) / {diag('_n')}",
     ]
 
 
