@@ -24,8 +24,12 @@ the model's tensors, shared by every node), and the per-node conductance densiti
 gbar, curve parameter and tabulated point. The kernels compute in float64 whatever the run's dtype;
 the voltage trace is written in the run's dtype.
 
+The loops over a cell's nodes vectorise (see ``_source``); for that the node count is part of the
+generated text, so each morphology size compiles its own kernels (about 7 s for squid HH, kept on
+disk by ``generated.load``). Cells are split over Python threads around the serial kernels.
+
 Memory: the trace (K + 1 samples per node and cell), checkpoints (K / checkpoint_every states per
-cell), and per cell and thread a buffer of checkpoint_every states in the backward.
+cell), and per thread a buffer of checkpoint_every states in the backward.
 """
 
 import ast
@@ -149,13 +153,15 @@ def _source(n_nodes, n_states, n_channels, uses_calcium, currents, update, impli
 
     rows = {}
     for name in [f"dens{c}" for c in range(n_channels)] + ["area", "cap", "axial_sum"] + [f"s{k}" for k in states] + \
-            ["diag", "rhs", "lam", "d_trace"] + [f"adj{k}" for k in states] + [f"new{k}" for k in states] + \
+            ["diag", "rhs", "lam", "d_trace", "dv"] + [f"adj{k}" for k in states] + [f"new{k}" for k in states] + \
+            [f"before{k}" for k in states] + \
             [f"d_dens{c}" for c in range(n_channels)] + [f"d_{name}" for name in summed]:
         rows[name] = len(rows)
     frame = lambda name, node="_n": f"_F[{rows[name] * n_nodes} + {node}]"
     buffer_dv, buffer_diag = n_states, n_states + 1
     load_node = [f"dens{c} = {frame(f'dens{c}')}" for c in range(n_channels)] + [f"area_n = {frame('area')}"]
     nodes = f"for _n in range({n_nodes}):"
+    load_before = [f"s{k} = {frame(f'before{k}')}" for k in states] + [f"dv = {frame('dv')}"] + load_node
 
     def step(replay):
         """One step of cell _m on the state rows of ``_F``; with ``replay`` the state before it, the
@@ -269,22 +275,20 @@ def _source(n_nodes, n_states, n_channels, uses_calcium, currents, update, impli
         "                _k = _step - _first",
         f"                {nodes}",
         f"                    {frame('d_trace')} = _d_trace[_m, _n, _step + 1]",
+        *pad([f"{frame(f'before{k}')} = _buf[_k, {k}, _n]" for k in states], 5),
+        f"                    {frame('dv')} = _buf[_k, {buffer_dv}, _n]",
+        f"                    {frame('diag')} = _buf[_k, {buffer_diag}, _n]",
         f"                {nodes}",
-        *pad([f"s{k} = _buf[_k, {k}, _n]" for k in states], 5),
-        f"                    dv = _buf[_k, {buffer_dv}, _n]",
-        *pad(load_node, 5),
+        *pad(load_before, 5),
         f"                    d_new_s0 = {frame('adj0')} + {frame('d_trace')}",
         *pad([f"d_new_s{k} = {frame(f'adj{k}')}" for k in states if k], 5),
         *pad(update_adjoint, 5),
         f"                    {frame('lam')} = d_dv",
         *pad(collect(update_inputs, True), 5),
-        f"                {nodes}",
-        f"                    {frame('diag')} = _buf[_k, {buffer_diag}, _n]",
         *pad(_solve(n_nodes, lambda node: frame("diag", node), lambda node: frame("lam", node)), 4),
         f"                {nodes}",
-        *pad([f"s{k} = _buf[_k, {k}, _n]" for k in states], 5),
-        *pad(load_node, 5),
-        f"                    d_membrane_g = -({frame('lam')} * _buf[_k, {buffer_dv}, _n])",
+        *pad([line for line in load_before if not line.startswith("dv ")], 5),
+        f"                    d_membrane_g = -({frame('lam')} * {frame('dv')})",
         f"                    d_membrane_i = -{frame('lam')}",
         *pad(current_adjoint, 5),
         *pad(collect(current_inputs, False), 5),
@@ -307,17 +311,21 @@ def _source(n_nodes, n_states, n_channels, uses_calcium, currents, update, impli
 
 
 def _solve(n_nodes, diag, rhs):
-    """The tree (Hines) solve in place: ``rhs`` becomes A⁻¹ rhs, ``diag`` is overwritten; A has
-    ``diag`` on its diagonal and −axial[n] between node n and its parent (as ``hines._hines_solve``).
-    ``diag(node)``, ``rhs(node)``: the text of the entries at a node index's text."""
+    """The tree (Hines) solve in place: ``rhs`` becomes A⁻¹ rhs and ``diag`` the reciprocals of the
+    eliminated diagonal; A has ``diag`` on its diagonal and −axial[n] between node n and its parent
+    (``hines._hines_solve``'s elimination). The back substitution multiplies by the reciprocal instead
+    of dividing: for an unbranched cable each node waits on its parent, so a division's latency there
+    is the solve's. ``diag(node)``, ``rhs(node)``: the text of the entries at a node index's text."""
     return [
         f"for _n in range({n_nodes} - 1, 0, -1):",
-        f"    _factor = _axial[_n] / {diag('_n')}",
+        f"    _inverse = 1.0 / {diag('_n')}",
+        f"    {diag('_n')} = _inverse",
+        "    _factor = _axial[_n] * _inverse",
         f"    {diag('_parent[_n]')} -= _factor * _axial[_n]",
         f"    {rhs('_parent[_n]')} += _factor * {rhs('_n')}",
         f"{rhs('0')} = {rhs('0')} / {diag('0')}",
         f"for _n in range(1, {n_nodes}):",
-        f"    {rhs('_n')} = ({rhs('_n')} + _axial[_n] * {rhs('_parent[_n]')}) / {diag('_n')}",
+        f"    {rhs('_n')} = ({rhs('_n')} + _axial[_n] * {rhs('_parent[_n]')}) * {diag('_n')}",
     ]
 
 
