@@ -5,14 +5,18 @@ returns a Result. Everything is a (B, ...) batch: B stimuli or parameter sets at
 (stimulus amplitudes given as (B,) tensors; channel parameters as tensors broadcasting
 against the (B, cells, nodes) state, e.g. shape (B, 1, 1)).
 
-Gradients: when any input requires grad, the loop runs in chunks of ``checkpoint_every``
-steps (default √T) inside ``_Recompute``: only the state at chunk boundaries is kept, and
-each chunk is recomputed during the backward pass. Memory then grows with T/K states plus
-one chunk's intermediates instead of T times every intermediate. ``checkpoint=False`` keeps
-everything (plain autograd), for comparison.
+Gradients: populations without synapses or voltage clamps (point cells or cells of many
+compartments driven by current clamps) run through compiled gradient kernels generated from
+their channel definitions (``solvers/gradient_kernel.py``, ``solvers/cable_gradient.py``):
+a forward keeping checkpoints every √T steps and a backward that replays each segment and walks
+it back through the step's adjoint. Everything else runs the tensor path in chunks of
+``checkpoint_every`` steps (default √T) inside ``_Recompute``: only the state at chunk
+boundaries is kept, and each chunk is recomputed during the backward pass. ``checkpoint=False``
+keeps everything (plain autograd) there, for comparison.
 
-Without gradients, one-compartment populations run through code generated from their
-channel definitions and compiled (``solvers/compiled.py``); the results are the same.
+Without gradients, populations run through code generated from their channel definitions and
+compiled (``solvers/compiled.py``, ``cable_kernel.py``, ``network_kernel.py``); the results are
+the same. ``compiled=False`` takes the tensor path everywhere (the reference).
 """
 
 import copy
@@ -26,6 +30,7 @@ from .errors import ModelError, SimulationUnstableError
 from .networks import Network
 from .networks.propagation import Connections
 from .recording import Probe, Result
+from .solvers import cable_gradient, gradient_kernel
 from .solvers.membrane import METHODS, CompiledCell
 from .solvers.network_kernel import run_network_chunk
 from .solvers.network_kernel import supports as supports_entry
@@ -61,6 +66,9 @@ class Simulation:
         self.threads = threads
         self.checkpoint = checkpoint
         self.compiled = compiled
+
+    _gradient_kernels = False
+    _whole_chunks = False
 
     # ----------------------------------------------------------------------------- set-up
     def _prepare(self, n_steps):
@@ -238,6 +246,8 @@ class Simulation:
 
     def _chunk(self, keys, start, stop):
         """Steps start..stop-1 as a pure function of the state tensors, returning (state..., records...)."""
+        if self._gradient_kernels:
+            return self._gradient_chunk(keys, start, stop)
         if self._whole_chunks:
             return self._compiled_chunk(keys, start, stop)
 
@@ -277,34 +287,86 @@ class Simulation:
         return run
 
     def _compiled_chunk(self, keys, start, stop):
-        """A chunk of one-compartment populations in compiled calls: one per population when they are
-        unconnected, one for the whole network otherwise (``solvers/network_kernel.py``)."""
+        """A chunk in compiled calls: one per population when they are unconnected (point cells:
+        ``solvers/compiled.py``; cells of several compartments: ``solvers/cable_kernel.py``), one for
+        the whole network of one-compartment populations otherwise (``solvers/network_kernel.py``)."""
 
         def run(*values):
             state = dict(zip(keys, values))
-            steps = stop - start
             if self._projections:
-                records = run_network_chunk(self, state, start, stop)
-            else:
-                records = {}
-                for name, block in self._blocks.items():
-                    injected, rows = self._chunk_injections(block, start, stop)
-                    local = {key: state[f"{name}/{key}"] for key in block.state_names()}
-                    record_v = any(probe.population == name for probe, _, _, _ in self._probe_sites)
-                    updated, spikes, fraction, trace = block.kernel.run(local, self.dt, injected, rows, block.population.threshold,
-                                                                        record_v, self.threads)
-                    state.update({f"{name}/{key}": value for key, value in updated.items()})
-                    records[name] = (spikes, fraction, trace)
-            out = [state[key] for key in keys]
-            for probe, _, cells, _ in self._probe_sites:
-                taken = [k for k in range(steps) if (start + k + 1) % probe.every == 0]
-                trace = records[probe.population][2][taken][:, :, cells].permute(1, 2, 0)
-                out.append(trace.unsqueeze(2) if probe.nodes == "all" else trace)
-            for name in self._blocks:
-                out += list(records[name][:2])
-            return tuple(out)
+                return self._chunk_outputs(keys, state, run_network_chunk(self, state, start, stop), start, stop)
+            records = {}
+            for name, block in self._blocks.items():
+                injected, rows = self._chunk_injections(block, start, stop)
+                local = {key: state[f"{name}/{key}"] for key in block.state_names()}
+                record_v = any(probe.population == name for probe, _, _, _ in self._probe_sites)
+                where = () if block.size == 1 else (block.spike_node,)
+                updated, spikes, fraction, trace = block.kernel.run(local, self.dt, injected, rows, *where,
+                                                                    block.population.threshold, record_v, self.threads)
+                state.update({f"{name}/{key}": value for key, value in updated.items()})
+                records[name] = (spikes, fraction, trace)
+            return self._chunk_outputs(keys, state, records, start, stop)
 
         return run
+
+    def _gradient_chunk(self, keys, start, stop):
+        """A differentiable chunk through the compiled gradient kernels, one call per population
+        (``solvers/gradient_kernel.py`` for point cells, ``solvers/cable_gradient.py`` for cells of
+        several compartments): states are recomputed from checkpoints in the backward pass instead of
+        stored. Spikes keep their surrogate gradient, as on the tensor path."""
+
+        def run(*values):
+            state = dict(zip(keys, values))
+            records = {}
+            for name, block in self._blocks.items():
+                injected, rows = self._chunk_injections(block, start, stop)
+                local = {key: state[f"{name}/{key}"] for key in block.state_names()}
+                if block.size == 1:
+                    trace, final = gradient_kernel.run_with_gradients(block, local, self.dt, injected[rows], self.celsius,
+                                                                      self.method, threads=self.threads)
+                    at_spike_node = torch.cat([local["v"][..., 0].unsqueeze(0), trace])
+                else:
+                    every_node, final = cable_gradient.run_with_gradients(
+                        block, local, self.dt, injected.reshape(len(injected), *local["v"].shape), self.celsius,
+                        self.method, rows, threads=self.threads)
+                    at_spike_node = every_node[:, :, block.spike_node].permute(2, 0, 1)
+                    trace = every_node[..., 1:].permute(3, 0, 1, 2)
+                state.update({f"{name}/{key}": value for key, value in final.items()})
+                before, after, threshold = at_spike_node[:-1], at_spike_node[1:], block.population.threshold
+                records[name] = (threshold_crossing(before, after, threshold, self.surrogate_beta),
+                                 crossing_fraction(before.detach(), after.detach(), threshold), trace)
+            return self._chunk_outputs(keys, state, records, start, stop)
+
+        return run
+
+    def _chunk_outputs(self, keys, state, records, start, stop):
+        """A compiled chunk's outputs in ``_chunk``'s order, from ``records``: per population (spikes,
+        crossing fractions, v after every step: (steps, B, cells) for point cells, (steps, B, cells,
+        nodes) otherwise, or None when nothing probes it)."""
+        out = [state[key] for key in keys]
+        for probe, block, cells, node in self._probe_sites:
+            taken = [k for k in range(stop - start) if (start + k + 1) % probe.every == 0]
+            trace = records[probe.population][2][taken][:, :, cells]
+            if block.size == 1:
+                trace = trace.permute(1, 2, 0)
+                out.append(trace.unsqueeze(2) if probe.nodes == "all" else trace)
+            else:
+                out.append(trace[..., node].movedim(0, -1))
+        for name in self._blocks:
+            out += list(records[name][:2])
+        return tuple(out)
+
+    def _can_run_gradient_kernels(self):
+        """Whether a differentiable run can go through the compiled gradient kernels: on the CPU,
+        populations without synapses, spike sources or voltage clamps, every cell one the kernels
+        support (scalar parameters), voltage probes only."""
+        if self.device.type != "cpu" or self._projections or self._sources:
+            return False
+        for block in self._blocks.values():
+            kernels = gradient_kernel if block.size == 1 else cable_gradient
+            if block.clamps or not kernels.supports(block, self.celsius, self.method, self.dt):
+                return False
+        return all(probe.variable == "v" for probe, _, _, _ in self._probe_sites)
 
     def _chunk_injections(self, block, start, stop):
         """The current injected (nA) into a block's nodes over steps start..stop-1 as the values it
@@ -325,8 +387,11 @@ class Simulation:
 
     def _can_run_whole_chunks(self, grad):
         """Whether every population can be advanced a whole chunk per compiled call: no gradients,
-        no clamps, synapses the network kernel supports, compiled kernels everywhere, voltage probes only."""
+        no clamps, synapses the network kernel supports (between one-compartment populations),
+        compiled kernels everywhere, voltage probes only."""
+        point_cells_only = all(block.size == 1 for block in self._blocks.values())
         return (not grad and self.compiled and all(supports_entry(entry) for entry in self._projections)
+                and (point_cells_only or not self._projections)
                 and all(block.kernel is not None and not block.clamps for block in self._blocks.values())
                 and all(probe.variable == "v" for probe, _, _, _ in self._probe_sites))
 
@@ -399,7 +464,10 @@ class Simulation:
         values = [state[k] for k in keys]
         parameters = self._parameters()
         grad = torch.is_grad_enabled() and any(t.requires_grad for t in values + parameters)
-        chunk = self.checkpoint_every or (max(1, int(math.sqrt(n_steps))) if grad else 500)
+        self._gradient_kernels = grad and self.compiled and self._can_run_gradient_kernels()
+        # The gradient kernels checkpoint inside one call; the tensor path recomputes chunk by chunk.
+        chunk = self.checkpoint_every or (n_steps if self._gradient_kernels else
+                                          max(1, int(math.sqrt(n_steps))) if grad else 500)
         for block in self._blocks.values():
             block.kernel = None
             if not grad and self.compiled:
@@ -408,7 +476,7 @@ class Simulation:
         threads_before = torch.get_num_threads()
         torch.set_num_threads(self.threads or _threads_for(state))
         try:
-            if grad and self.checkpoint:
+            if grad and self.checkpoint and not self._gradient_kernels:
                 flat = _Recompute.apply(self, keys, n_steps, chunk, progress, *values, *parameters)
             else:
                 with torch.enable_grad() if grad else torch.no_grad():

@@ -70,7 +70,8 @@ def _run_both(cell, dtype, method, steps=300, dt=0.025, amplitude=0.3, synaptic=
             for _ in range(steps):
                 compiled = kernel(compiled, dt, injected, linear_g, linear_ge)
             return torch.stack(trace), reference, None, compiled
-        compiled, spikes, _, compiled_trace = kernel.run(state, dt, injected.expand(steps, *injected.shape), 0, 0.0, True)
+        compiled, spikes, _, compiled_trace = kernel.run(state, dt, injected.reshape(1, batch, -1), torch.zeros(steps, dtype=torch.int64),
+                                                        0, 0.0, True)
     return torch.stack(trace), reference, compiled_trace, compiled
 
 
@@ -101,13 +102,15 @@ def test_synaptic_input_at_nodes_matches_tensor_path():
 def test_spikes_at_the_spike_node_with_crossing_fractions():
     block = CompiledCell(_hh_cable(20), torch.float64, "cpu")
     state = block.initial_state(torch.full((1, 1, block.size), -65.0, dtype=torch.float64), CELSIUS)
-    injected = torch.zeros(400, 1, 1, block.size, dtype=torch.float64)
-    injected[..., 0] = 0.1
+    injected = torch.zeros(2, 1, block.size, dtype=torch.float64)
+    injected[1, :, 0] = 0.1
+    rows = torch.ones(400, dtype=torch.int64)
+    rows[:50] = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         kernel = cable_kernel(block, CELSIUS, "backward_euler", 0.025)
         far = block.size - 2
-        _, spikes, fraction, trace = kernel.run(state, 0.025, injected, far, 0.0, True)
+        _, spikes, fraction, trace = kernel.run(state, 0.025, injected, rows, far, 0.0, True)
     v = trace[:, 0, 0, far]
     crossings = ((v[:-1] < 0.0) & (v[1:] >= 0.0)).nonzero().flatten() + 1
     assert len(crossings) >= 1

@@ -78,14 +78,14 @@ class CableKernel:
         if dt != self.dt:
             raise ValueError(f"this kernel was generated for dt = {self.dt} ms, not {dt} ms; call use_compiled again")
 
-    def _call(self, flat, injected, linear_g, linear_ge, spike_node, threshold, spikes, fraction, trace, threads=None):
+    def _call(self, flat, injected, rows, linear_g, linear_ge, spike_node, threshold, spikes, fraction, trace, threads=None):
         """Cells are independent: ``threads`` threads (default: one per core) each take a range of them.
         Python threads around a serial kernel (it releases the GIL) instead of numba's parallel loops,
         whose compilation costs more than the kernel's own for these large bodies."""
         dtype = flat[0].dtype
         constants = [array.astype(dtype) for array in (self.densities, self.area_factor, self.capacitance, self.axial,
                                                        self.axial_sum)]
-        arguments = (*flat, injected, linear_g, linear_ge, *constants, self.parent, self.parameters.astype(dtype),
+        arguments = (*flat, injected, rows, linear_g, linear_ge, *constants, self.parent, self.parameters.astype(dtype),
                      spike_node, dtype.type(threshold), spikes, fraction, trace)
         cells = flat[0].shape[0]
         parts = max(1, min(threads or os.cpu_count() or 1, cells))
@@ -107,25 +107,27 @@ class CableKernel:
             np.asarray(value.detach().numpy() if torch.is_tensor(value) else value, dtype=dtype), shape).reshape(cells, shape[2]))
             for value in (injected, linear_g, linear_ge)]
         empty = np.zeros((1, cells), dtype=dtype)
-        self._call(new, inputs[0][None], inputs[1], inputs[2], 0, math.inf, empty, empty.copy(),
-                   np.empty((0, cells, shape[2]), dtype=dtype))
+        self._call(new, inputs[0][None], np.zeros(1, dtype=np.int64), inputs[1], inputs[2], 0, math.inf, empty,
+                   empty.copy(), np.empty((0, cells, shape[2]), dtype=dtype))
         return {name: torch.from_numpy(value).reshape(shape) for name, value in zip(self.state_names, new)}
 
-    def run(self, state, dt, injected, spike_node, threshold, record_v, threads=None):
-        """``injected`` (K, B, C, N) nA for K steps. Returns the new state, spikes (K, B, C) 0/1 at
-        ``spike_node``, crossing fractions (K, B, C), and v at every node after every step
-        (K, B, C, N) mV when ``record_v``."""
+    def run(self, state, dt, injected, rows, spike_node, threshold, record_v, threads=None):
+        """K = len(rows) steps; step k takes the injected currents ``injected[rows[k]]`` ((U, B, C·N) nA:
+        currents hold still for many steps, so a chunk needs a few rows, not one per step). Returns the
+        new state, spikes (K, B, C) 0/1 at ``spike_node``, crossing fractions (K, B, C), and v at every
+        node after every step (K, B, C, N) mV when ``record_v``."""
         self._check_dt(dt)
         shape = state["v"].shape
-        cells, steps = shape[0] * shape[1], injected.shape[0]
+        cells, steps = shape[0] * shape[1], len(rows)
         new = [state[name].detach().reshape(cells, shape[2]).numpy().copy() for name in self.state_names]
         dtype = new[0].dtype
         spikes = np.zeros((steps, cells), dtype=dtype)
         fraction = np.zeros_like(spikes)
         trace = np.empty((steps if record_v else 0, cells, shape[2]), dtype=dtype)
-        current = np.ascontiguousarray(injected.detach().reshape(steps, cells, shape[2]).numpy(), dtype=dtype)
+        current = np.ascontiguousarray(injected.detach().reshape(len(injected), cells, shape[2]).numpy(), dtype=dtype)
         no_synapses = np.zeros((cells, shape[2]), dtype=dtype)
-        self._call(new, current, no_synapses, no_synapses, spike_node, threshold, spikes, fraction, trace, threads)
+        self._call(new, current, np.ascontiguousarray(torch.as_tensor(rows).numpy(), dtype=np.int64), no_synapses,
+                   no_synapses, spike_node, threshold, spikes, fraction, trace, threads)
         as_steps = lambda array: torch.from_numpy(array).reshape(steps, *shape[:2], *array.shape[2:])
         return ({name: torch.from_numpy(value).reshape(shape) for name, value in zip(self.state_names, new)},
                 as_steps(spikes), as_steps(fraction), as_steps(trace) if record_v else None)
@@ -141,17 +143,17 @@ def _source(n_states, prologue, currents, implicit_step, update_v, updates, uses
                    *[f"a{k}[m, n] = new_s{k}" for k in states]]
     lines = [
         '@numba.njit(nogil=True, error_model="numpy", cache=True)',
-        f"def cable_steps({', '.join(f'a{k}' for k in states)}, injected, linear_g, linear_ge, densities, area_factor, "
+        f"def cable_steps({', '.join(f'a{k}' for k in states)}, injected, rows, linear_g, linear_ge, densities, area_factor, "
         "capacitance, axial, axial_sum, parent, params, spike_node, threshold, spikes, fraction, trace, first, last):",
         *prologue,
         "    n_nodes = a0.shape[1]",
         "    for m in range(first, last):",
         "        diag = np.empty(n_nodes, dtype=a0.dtype)",
         "        rhs = np.empty(n_nodes, dtype=a0.dtype)",
-        "        for step in range(injected.shape[0]):",
+        "        for step in range(rows.shape[0]):",
         "            for n in range(n_nodes):",
         *indent(load, 16),
-        "                inj, lin_g, lin_ge = injected[step, m, n], linear_g[m, n], linear_ge[m, n]",
+        "                inj, lin_g, lin_ge = injected[rows[step], m, n], linear_g[m, n], linear_ge[m, n]",
         *indent(currents, 16),
         f"                diag[n] = capacitance[n] / {implicit_step} + membrane_g + axial_sum[n]",
         "                rhs[n] = inj - membrane_i",
@@ -168,7 +170,7 @@ def _source(n_states, prologue, currents, implicit_step, update_v, updates, uses
         "                rhs[n] = (rhs[n] + axial[n] * rhs[parent[n]]) / diag[n]",
         "            v_before = a0[m, spike_node]",
         "            for n in range(n_nodes):",
-        "                inj, lin_g, lin_ge = injected[step, m, n], linear_g[m, n], linear_ge[m, n]",
+        "                inj, lin_g, lin_ge = injected[rows[step], m, n], linear_g[m, n], linear_ge[m, n]",
         *indent(second_pass, 16),
         "            v_after = a0[m, spike_node]",
         "            if v_before < threshold and v_after >= threshold:",

@@ -84,10 +84,13 @@ class CompiledCell:
 
         The kernel's loop over cells vectorises (``solvers/fastmath.py``); measured on 2 cores with
         squid HH it is 10-40x faster than the tensor path at 10³, 10⁴ and 10⁵ cells in float32 and
-        float64, so it is taken whatever the size."""
+        float64, so it is taken whatever the size. Cells of several compartments take the cable kernel
+        (``solvers/cable_kernel.py``)."""
+        from .cable_kernel import cable_kernel
         from .compiled import point_kernel
 
-        self.kernel = point_kernel(self, celsius, method, dt) if self.area.device.type == "cpu" else None
+        generate = point_kernel if self.size == 1 else cable_kernel
+        self.kernel = generate(self, celsius, method, dt) if self.area.device.type == "cpu" else None
 
     kernel = None
 
