@@ -20,6 +20,7 @@ the same. ``compiled=False`` takes the tensor path everywhere (the reference).
 """
 
 import copy
+import importlib.util
 import math
 import time
 
@@ -289,10 +290,15 @@ class Simulation:
     def _compiled_chunk(self, keys, start, stop):
         """A chunk in compiled calls: one per population when they are unconnected (point cells:
         ``solvers/compiled.py``; cells of several compartments: ``solvers/cable_kernel.py``), one for
-        the whole network of one-compartment populations otherwise (``solvers/network_kernel.py``)."""
+        the whole network of one-compartment populations otherwise (``solvers/network_kernel.py``).
+        On a CUDA device, the Triton kernels (``gpu/network.py``)."""
 
         def run(*values):
             state = dict(zip(keys, values))
+            if self.device.type == "cuda":
+                from .gpu.network import run_network_chunk as run_with_triton
+
+                return self._chunk_outputs(keys, state, run_with_triton(self, state, start, stop), start, stop)
             if self._projections:
                 return self._chunk_outputs(keys, state, run_network_chunk(self, state, start, stop), start, stop)
             records = {}
@@ -388,7 +394,13 @@ class Simulation:
     def _can_run_whole_chunks(self, grad):
         """Whether every population can be advanced a whole chunk per compiled call: no gradients,
         no clamps, synapses the network kernel supports (between one-compartment populations),
-        compiled kernels everywhere, voltage probes only."""
+        compiled kernels everywhere, voltage probes only. On a CUDA device: what the Triton kernels run."""
+        if self.device.type == "cuda":
+            if grad or not self.compiled or importlib.util.find_spec("triton") is None:
+                return False
+            from .gpu.network import supports as triton_supports
+
+            return triton_supports(self)
         point_cells_only = all(block.size == 1 for block in self._blocks.values())
         return (not grad and self.compiled and all(supports_entry(entry) for entry in self._projections)
                 and (point_cells_only or not self._projections)
