@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import statistics
 import time
 
@@ -97,7 +98,12 @@ def _simulation(model, stimuli, probes, dt_ms, steps, dtype, **options):
     return sim.run(steps * dt_ms).traces
 
 
-OUR_ENGINES = {"brainfuse_tensor": _simulation}
+# The kernels row is the reference of the ratios: a differentiable Simulation takes the compiled gradient
+# kernels where it can (``compiled=True``, the default); compiled=False is the tensor path with recomputation.
+OUR_ENGINES = {"brainfuse_kernels": _simulation, "brainfuse_tensor": functools.partial(_simulation, compiled=False)}
+# torch's idle OpenMP workers otherwise spin after the loss's operations and take the cores the kernels need
+# (a third of the cable's time); brainfuse_core sets the same default when it is imported before torch.
+OUR_ENVIRONMENT = {"OMP_WAIT_POLICY": "passive"}
 
 
 def _conductances(dtype):
@@ -239,7 +245,7 @@ def _rows(ours_fn, jaxley_fn, sizes, dtypes, checkpoints):
     from .peers import jaxley_env
     from .peers.isolate import run_isolated
 
-    ours = [run_isolated(f"benchmarks.gradients:{ours_fn}", {"engine": e, "dtype": d, **sizes})
+    ours = [run_isolated(f"benchmarks.gradients:{ours_fn}", {"engine": e, "dtype": d, **sizes}, env=OUR_ENVIRONMENT)
             for e in OUR_ENGINES for d in dtypes]
     peers = [jaxley_env.run(jaxley_fn, {"dtype": d, "checkpoint": c, **sizes}) for d in dtypes for c in checkpoints]
     return ours, peers

@@ -5,6 +5,13 @@ solvers (``solvers``), stimuli, recording and the simulation loop. Units follow 
 mV, ms, µm, µF/cm², S/cm², mA/cm², nA, µS, Ω·cm.
 """
 
+import os
+
+# Compiled kernels and torch share the cores: torch's idle OpenMP workers would otherwise spin after
+# each operation and slow the kernel that follows (by a third on 2 cores). Only effective when this
+# package is imported before torch; a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .cells import Cell, Morphology, Section, load_swc
 from .channels import CHANNELS, CalciumPool, Channel, Gate, calcium_pool, channel
 from .errors import BrainFuseError, ExpressionError, ModelError, ProjectError, SimulationUnstableError
