@@ -319,7 +319,7 @@ class Simulation:
         """A differentiable chunk through the compiled gradient kernels, one call per population
         (``solvers/gradient_kernel.py`` for point cells, ``solvers/cable_gradient.py`` for cells of
         several compartments): states are recomputed from checkpoints in the backward pass instead of
-        stored. Spikes keep their surrogate gradient, as on the tensor path."""
+        stored. Spike trains, when recorded, keep their surrogate gradient, as on the tensor path."""
 
         def run(*values):
             state = dict(zip(keys, values))
@@ -338,6 +338,8 @@ class Simulation:
                     at_spike_node = every_node[:, :, block.spike_node].permute(2, 0, 1)
                     trace = every_node[..., 1:].permute(3, 0, 1, 2)
                 state.update({f"{name}/{key}": value for key, value in final.items()})
+                if not self.record_spike_trains:  # spikes then leave as events only, which carry no gradient
+                    at_spike_node = at_spike_node.detach()
                 before, after, threshold = at_spike_node[:-1], at_spike_node[1:], block.population.threshold
                 records[name] = (threshold_crossing(before, after, threshold, self.surrogate_beta),
                                  crossing_fraction(before.detach(), after.detach(), threshold), trace)
