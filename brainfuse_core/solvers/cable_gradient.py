@@ -36,7 +36,6 @@ import ast
 import hashlib
 import math
 import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +45,7 @@ from ..channels.curves import NotCompilable
 from ..errors import ModelError
 from . import generated
 from .adjoint import NEUTRAL, adjoint, render
-from .gradient_kernel import _NAMESPACE, FUNCTIONS, Parameters
+from .gradient_kernel import _NAMESPACE, FUNCTIONS, Parameters, _split
 from .membrane import METHODS
 from .step_source import node_currents, pools_and_gates, step_dt, voltage_update
 
@@ -374,16 +373,6 @@ def run_with_gradients(block, state, dt, injected, celsius, method="backward_eul
     double = lambda value: value.to(torch.float64)
     outputs = _Run.apply(settings, parameters.array(), densities, double(injected), *[double(state[n]) for n in names])
     return outputs[0], {name: value.to(dtype) for name, value in zip(names, outputs[1:])}
-
-
-def _split(kernel, cells, threads):
-    """``kernel(lo, hi)`` over the cells in contiguous ranges on ``threads`` threads (the kernels release the GIL)."""
-    bounds = np.linspace(0, cells, min(threads, cells) + 1).astype(int)
-    if len(bounds) <= 2:
-        kernel(0, cells)
-        return
-    with ThreadPoolExecutor(len(bounds) - 1) as pool:
-        list(pool.map(kernel, bounds[:-1], bounds[1:]))
 
 
 class _Run(torch.autograd.Function):

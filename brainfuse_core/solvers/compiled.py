@@ -35,13 +35,13 @@ _sigmoid, _explinear = fastmath.sigmoid, fastmath.explinear
 
 
 @numba.njit(inline="always", error_model="numpy")
-def _pchip(x, points, values, slopes):
-    """The tabulated curve's monotone cubic at x, flat outside the points (as ``Tabulated.__call__``)."""
+def _pchip_interval(x, points):
+    """The interval of ``_pchip`` for x clamped into the table: 0 … n − 2."""
     last = points.shape[0] - 1
     if x <= points[0]:
-        return values[0]
+        return 0
     if x >= points[last]:
-        return values[last]
+        return last - 1
     lo, hi = 0, last
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -49,6 +49,18 @@ def _pchip(x, points, values, slopes):
             lo = mid
         else:
             hi = mid
+    return lo
+
+
+@numba.njit(inline="always", error_model="numpy")
+def _pchip(x, points, values, slopes):
+    """The tabulated curve's monotone cubic at x, flat outside the points (as ``Tabulated.__call__``)."""
+    last = points.shape[0] - 1
+    if x <= points[0]:
+        return values[0]
+    if x >= points[last]:
+        return values[last]
+    lo = _pchip_interval(x, points)
     h = points[lo + 1] - points[lo]
     t = (x - points[lo]) / h
     t2 = t * t

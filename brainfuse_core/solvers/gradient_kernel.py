@@ -33,7 +33,7 @@ from ..channels.curves import NotCompilable, Tabulated, pchip_slopes
 from ..errors import ModelError
 from . import fastmath, generated
 from .adjoint import NEUTRAL, adjoint, render
-from .compiled import _pchip
+from .compiled import _pchip, _pchip_interval
 from .membrane import METHODS
 from .step_source import point_step
 
@@ -56,24 +56,6 @@ def _at(table, k):
 @numba.njit(inline="always", error_model="numpy")
 def _accumulate(table, k, value):
     table[k] += value
-
-
-@numba.njit(inline="always", error_model="numpy")
-def _pchip_interval(x, points):
-    """The interval of ``_pchip`` for x clamped into the table: 0 … n − 2."""
-    last = points.shape[0] - 1
-    if x <= points[0]:
-        return 0
-    if x >= points[last]:
-        return last - 1
-    lo, hi = 0, last
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if points[mid] <= x:
-            lo = mid
-        else:
-            hi = mid
-    return lo
 
 
 @numba.njit(inline="always", error_model="numpy")
