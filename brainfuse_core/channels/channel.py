@@ -7,7 +7,6 @@ lookup tables: nothing about a channel is written down twice.
 Units: conductance density S/cm², reversal potential mV, rates 1/ms, τ ms, temperature °C.
 """
 
-
 import torch
 
 from ..errors import ModelError
