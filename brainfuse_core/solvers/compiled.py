@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..channels.curves import NotCompilable, scalar
-from . import fastmath
+from . import fastmath, generated
 from .step_source import point_step
 
 _sigmoid, _explinear = fastmath.sigmoid, fastmath.explinear
@@ -131,9 +131,6 @@ def _statements(block, celsius, method, dt, parameters, synaptic):
     return "\n".join(ast.unparse(literals.visit(ast.parse(line))) for line in lines)
 
 
-_KERNELS = {}
-
-
 def point_kernel(block, celsius, method, dt):
     """Compiled steps for ``block`` (a CompiledCell of one node) at time step ``dt`` ms, or None when
     something in it cannot be compiled (batched parameters)."""
@@ -144,23 +141,21 @@ def point_kernel(block, celsius, method, dt):
     except NotCompilable:
         return None
     n_states = len(block.state_names())
-    if body not in _KERNELS:
-        namespace = dict(_NAMESPACE)
-        synaptic, alone = parameters.prologue(), plain_parameters.prologue()
-        source = _one_step(n_states, body, synaptic) + _many_steps(n_states, plain, alone) + _advance(n_states, body, synaptic)
-        exec(compile(source, "<brainfuse generated step>", "exec"), namespace)  # our generated code, never user text
-        _KERNELS[body] = namespace["step"], namespace["steps"], namespace["advance"]
-    return PointKernel(*_KERNELS[body], block, dt, parameters.values, plain_parameters.values)
+    synaptic, alone = parameters.prologue(), plain_parameters.prologue()
+    source = _one_step(n_states, body, synaptic) + _many_steps(n_states, plain, alone) + _advance(n_states, body, synaptic)
+    module = generated.load(source, dict(_NAMESPACE))
+    return PointKernel(module, block, dt, parameters.values, plain_parameters.values)
 
 
 class PointKernel:
     """``one_step``: one step (``__call__``); ``many_steps``: a chunk without synaptic input (``run``);
     ``advance``: one step in place with spike detection, called from compiled network code
     (``solvers/network_kernel.py``). ``parameters(dtype)`` holds every number of the model for the
-    kernels' ``params`` argument."""
+    kernels' ``params`` argument; ``digest`` names their generated module (``generated.load``)."""
 
-    def __init__(self, one_step, many_steps, advance, block, dt, parameters, plain_parameters):
-        self.one_step, self.many_steps, self.advance = one_step, many_steps, advance
+    def __init__(self, module, block, dt, parameters, plain_parameters):
+        self.one_step, self.many_steps, self.advance = module.step, module.steps, module.advance
+        self.digest = module.digest
         self.state_names = block.state_names()
         self.dt = dt
         self._numbers = {True: np.array(parameters, dtype=np.float64), False: np.array(plain_parameters, dtype=np.float64)}
@@ -265,7 +260,7 @@ def _one_step(n_states, body, prologue):
     args = ", ".join(f"a{k}" for k in range(n_states))
     outs = ", ".join(f"out{k}" for k in range(n_states))
     lines = [
-        "@numba.njit(nogil=True, error_model=\"numpy\")",
+        "@numba.njit(nogil=True, error_model=\"numpy\", cache=True)",
         f"def step({args}, injected, linear_g, linear_ge, params, {outs}):",
         *prologue,
         "    for i in range(a0.shape[0]):",
@@ -280,7 +275,7 @@ def _many_steps(n_states, body, prologue):
     """Cells first..last-1 through every step of the chunk, a block of ``block`` cells at a time."""
     args = ", ".join(f"a{k}" for k in range(n_states))
     lines = [
-        "@numba.njit(nogil=True, error_model=\"numpy\")",
+        "@numba.njit(nogil=True, error_model=\"numpy\", cache=True)",
         f"def steps({args}, injected, rows, params, threshold, spikes, fraction, trace, record_v, first, last, block):",
         *prologue,
         "    for start in range(first, last, block):",
@@ -302,7 +297,7 @@ def _advance(n_states, body, prologue):
     network changes every step, so the network kernel calls this once per step."""
     args = ", ".join(f"a{k}" for k in range(n_states))
     lines = [
-        "@numba.njit(nogil=True, error_model=\"numpy\")",
+        "@numba.njit(nogil=True, error_model=\"numpy\", cache=True)",
         f"def advance({args}, injected, rows, linear_g, linear_ge, params, threshold, step, spikes, fraction, trace, record_v):",
         *prologue,
         *_rows(4),

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ..networks.synapses import Exp2Synapse, ExpSynapse
+from . import generated
 from .fastmath import wide_vectors
 
 
@@ -91,9 +92,6 @@ def _enqueue(spikes, step, n_pre, row_pointer, post, weights, scratch, touched, 
         scratch[b, t] = 0.0
 
 
-_KERNELS = {}  # compiled chunk functions by network layout and the populations' step functions
-
-
 def _source(layout):
     """The chunk function for a network layout: per population its state count; per synaptic entry
     its queue depth, post population, whether exp2, and its (pre input, delay) groups."""
@@ -108,7 +106,7 @@ def _source(layout):
         args += [f"y{k}_{name}" for name in ("st", "ring", "decay", "gain", "erev", "post", "scratch", "touched")]
         for g in range(len(groups)):
             args += [f"y{k}_g{g}_{name}" for name in ("n", "rp", "post", "w")]
-    lines.append('@numba.njit(nogil=True, error_model="numpy")')
+    lines.append('@numba.njit(nogil=True, error_model="numpy", cache=True)')
     lines.append(f"def chunk({', '.join(args)}):")
     lines.append("    _wide_vectors()  # kept if LLVM inlines the populations' steps here")
     lines.append("    for m in range(steps):")
@@ -131,15 +129,13 @@ def _source(layout):
     return "\n".join(lines) + "\n"
 
 
-def _compiled(layout, advances):
-    key = (layout, tuple(id(a) for a in advances))
-    if key not in _KERNELS:
-        namespace = {"numba": numba, "_wide_vectors": wide_vectors, "_receive": _receive, "_conduct": _conduct,
-                     "_decay": _decay, "_enqueue": _enqueue}
-        namespace.update({f"advance{j}": advance for j, advance in enumerate(advances)})
-        exec(compile(_source(layout), "<brainfuse generated network>", "exec"), namespace)  # our generated code
-        _KERNELS[key] = namespace["chunk"]
-    return _KERNELS[key]
+def _compiled(layout, kernels):
+    """The chunk function of ``layout`` calling the populations' ``kernels`` (PointKernels), kept on disk
+    (``generated.load``) with the populations' own generated modules as its dependencies."""
+    namespace = {"numba": numba, "_wide_vectors": wide_vectors, "_receive": _receive, "_conduct": _conduct,
+                 "_decay": _decay, "_enqueue": _enqueue}
+    namespace.update({f"advance{j}": kernel.advance for j, kernel in enumerate(kernels)})
+    return generated.load(_source(layout), namespace, [kernel.digest for kernel in kernels]).chunk
 
 
 def run_network_chunk(sim, state, start, stop):
@@ -152,7 +148,7 @@ def run_network_chunk(sim, state, start, stop):
     names = list(sim._blocks)
     index = {name: j for j, name in enumerate(names)}
     probed = {probe.population for probe, _, _, _ in sim._probe_sites}
-    populations, arrays, advances, outputs = [], [], [], {}
+    populations, arrays, kernels, outputs = [], [], [], {}
     for j, name in enumerate(names):
         block, kernel = sim._blocks[name], sim._blocks[name].kernel
         n = block.population.n
@@ -165,7 +161,7 @@ def run_network_chunk(sim, state, start, stop):
                             np.empty(B * n, np_dtype), kernel.parameters(np_dtype),
                             np_dtype(block.population.threshold), n * block.size, spikes, fraction, trace, name in probed]
         populations.append(len(values))
-        advances.append(kernel.advance)
+        kernels.append(kernel)
         outputs[name] = (values, spikes, fraction, trace)
     inputs = {}
     for name, source in sim._sources.items():
@@ -192,7 +188,7 @@ def run_network_chunk(sim, state, start, stop):
                            np.ascontiguousarray(connections.weights_np, dtype=np_dtype)]
         entries.append((depth, index[entry["post"]], exp2, tuple(groups)))
         rings.append((k, synapse.n_states, depth, states, ring))
-    chunk = _compiled((tuple(populations), tuple(entries), len(inputs)), advances)
+    chunk = _compiled((tuple(populations), tuple(entries), len(inputs)), kernels)
     chunk(steps, *arrays)
     for k, n_states, depth, states, ring in rings:
         state.update({f"syn{k}/{s}": torch.from_numpy(states[s]) for s in range(n_states)})
