@@ -13,11 +13,10 @@ import pytest
 import torch
 
 import brainfuse_core as bf
-from brainfuse_core.channels import Channel, Gate
-from brainfuse_core.channels.curves import ExpressionCurve, Tabulated
 from brainfuse_core.errors import ModelError
 from brainfuse_core.solvers.cable_gradient import run_with_gradients, simulate, supports
 from brainfuse_core.solvers.membrane import CompiledCell
+from conftest import ball_and_two_dendrites
 
 CELSIUS, DT = 6.3, 0.025  # °C, ms
 # float64: the kernel and the tensor path differ by rounding only (measured: within 2e-14 of each
@@ -46,22 +45,9 @@ def _branched_cell(calcium=True):
     """Ball and two dendrites; expression and tabulated channels in the soma, leak everywhere; with
     ``calcium`` an HVA calcium channel and an AHP potassium channel in the soma and a calcium pool
     (whose decay is a leaf) on every node."""
-    points = [-100.0, -70.0, -50.0, -30.0, 0.0, 40.0]
     leaves = {"gna": _leaf(0.12), "gk": _leaf(0.036), "gl": _leaf(3e-4), "a": _leaf(0.07),
               "n_inf": _leaf([0.0, 0.25, 0.45, 0.75, 0.95, 1.0]), "gca": _leaf(2e-3), "decay": _leaf(20.0)}
-    soma = bf.Section("soma", 20.0, 20.0)
-    dend = [bf.Section(f"dend{k}", 200.0, 1.0 + k, nseg=7, parent="soma", parent_x=0.5 * k + 0.5, region="basal")
-            for k in range(2)]
-    cell = bf.Cell(bf.Morphology([soma, *dend]), name="custom")
-    na = Channel("expr_na", [
-        Gate("m", 3, alpha=ExpressionCurve("explinear((v + 40) / 10)"), beta=ExpressionCurve("4 * exp(-(v + 65) / 18)")),
-        Gate("h", 1, alpha=ExpressionCurve("a * exp(-(v + 65) / 20)", {"a": leaves["a"]}),
-             beta=ExpressionCurve("1 / (1 + exp(-(v + 35) / 10))")),
-    ], gbar=leaves["gna"], ion="na", q10=3.0, temperature=6.3)
-    k = Channel("table_k", [Gate("n", 4, inf=Tabulated(points=points, values=leaves["n_inf"]),
-                                 tau=Tabulated(points=points, values=[2.0, 5.0, 5.5, 3.0, 1.5, 1.0]))],
-                gbar=leaves["gk"], ion="k")
-    cell.insert(na, "soma").insert(k, "soma").insert(bf.channel("leak", gbar=leaves["gl"]), "all")
+    cell = ball_and_two_dendrites(leaves["gna"], leaves["gk"], leaves["gl"], leaves["a"], leaves["n_inf"])
     if calcium:
         cell.insert(bf.channel("ca_hva", gbar=leaves["gca"]), "soma").insert(bf.channel("k_ahp", gbar=2e-3), "soma")
         cell.add_pool(bf.calcium_pool(decay=leaves["decay"]), "all")

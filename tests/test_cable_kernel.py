@@ -8,10 +8,9 @@ import pytest
 import torch
 
 import brainfuse_core as bf
-from brainfuse_core.channels import Channel, Gate
-from brainfuse_core.channels.curves import ExpressionCurve, Tabulated
 from brainfuse_core.solvers.cable_kernel import cable_kernel
 from brainfuse_core.solvers.membrane import CompiledCell
+from conftest import ball_and_two_dendrites
 
 
 CELSIUS = 6.3
@@ -22,25 +21,6 @@ def _hh_cable(nseg=100):
     for channel in (bf.channel("hh_na"), bf.channel("hh_k"), bf.channel("leak")):
         cable.insert(channel)
     return cable
-
-
-def _custom_branched_cell():
-    """Ball and two dendrites; expression and tabulated channels in the soma, a passive tree."""
-    soma = bf.Section("soma", 20.0, 20.0)
-    dend = [bf.Section(f"dend{k}", 200.0, 1.0 + k, nseg=7, parent="soma", parent_x=0.5 * k + 0.5, region="basal")
-            for k in range(2)]
-    cell = bf.Cell(bf.Morphology([soma, *dend]), name="custom")
-    na = Channel("expr_na", [
-        Gate("m", 3, alpha=ExpressionCurve("explinear((v + 40) / 10)"), beta=ExpressionCurve("4 * exp(-(v + 65) / 18)")),
-        Gate("h", 1, alpha=ExpressionCurve("a * exp(-(v + 65) / 20)", {"a": 0.07}),
-             beta=ExpressionCurve("1 / (1 + exp(-(v + 35) / 10))")),
-    ], gbar=0.12, ion="na", q10=3.0, temperature=6.3)
-    points = [-100.0, -70.0, -50.0, -30.0, 0.0, 40.0]
-    k = Channel("table_k", [Gate("n", 4, inf=Tabulated(points=points, values=[0.0, 0.25, 0.45, 0.75, 0.95, 1.0]),
-                                 tau=Tabulated(points=points, values=[2.0, 5.0, 5.5, 3.0, 1.5, 1.0]))],
-                gbar=0.036, ion="k")
-    cell.insert(na, "soma").insert(k, "soma").insert(bf.channel("leak"), "all")
-    return cell
 
 
 def _run_both(cell, dtype, method, steps=300, dt=0.025, amplitude=0.3, synaptic=False):
@@ -87,14 +67,14 @@ def test_hh_cable_matches_tensor_path(dtype, tolerance, method):
 
 
 def test_branched_cell_with_expression_and_tabulated_channels_matches_tensor_path():
-    trace, reference, compiled_trace, compiled = _run_both(_custom_branched_cell(), torch.float64, "backward_euler",
+    trace, reference, compiled_trace, compiled = _run_both(ball_and_two_dendrites(), torch.float64, "backward_euler",
                                                            amplitude=1.0)
     assert float(trace[..., 0].max()) > 0.0
     assert torch.allclose(compiled_trace, trace, atol=1e-9, rtol=0)
 
 
 def test_synaptic_input_at_nodes_matches_tensor_path():
-    trace, reference, _, compiled = _run_both(_custom_branched_cell(), torch.float64, "backward_euler", steps=100, synaptic=True)
+    trace, reference, _, compiled = _run_both(ball_and_two_dendrites(), torch.float64, "backward_euler", steps=100, synaptic=True)
     for name in reference:
         assert torch.allclose(compiled[name], reference[name], atol=1e-9, rtol=0), name
 
@@ -121,6 +101,6 @@ def test_spikes_at_the_spike_node_with_crossing_fractions():
 
 
 def test_partial_calcium_pools_fall_back_to_the_tensor_path():
-    cell = _custom_branched_cell()
+    cell = ball_and_two_dendrites()
     cell.insert(bf.channel("ca_hva", gbar=1e-3), "soma").add_pool(bf.calcium_pool(), "soma")
     assert cable_kernel(CompiledCell(cell, torch.float64, "cpu"), CELSIUS, "backward_euler", 0.025) is None

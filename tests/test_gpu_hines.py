@@ -7,7 +7,6 @@ TRITON_INTERPRET=1 is set by a module fixture before the kernel is first built, 
 """
 
 import importlib.util
-import os
 
 import numpy as np
 import pytest
@@ -16,6 +15,7 @@ import torch
 import brainfuse_core as bf
 from brainfuse_core.errors import ModelError
 from brainfuse_core.solvers.hines import tree_solve as cpu_tree_solve
+from conftest import triton_interpreter
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed (test extras)")
 
@@ -23,15 +23,9 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reas
 
 @pytest.fixture(scope="module")
 def gpu_tree_solve():
-    saved = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
-    from brainfuse_core.gpu.hines import tree_solve
-
-    yield tree_solve
-    if saved is None:
-        del os.environ["TRITON_INTERPRET"]
-    else:
-        os.environ["TRITON_INTERPRET"] = saved
+    with triton_interpreter(True):
+        from brainfuse_core.gpu.hines import tree_solve
+        yield tree_solve
 
 
 def _cable():
@@ -170,10 +164,6 @@ def test_kernel_lowers_to_a_cuda_binary(dtype):
     """What the interpreter cannot check: the kernel compiles for an H100/H200 (no GPU needed)."""
     from brainfuse_core.gpu.hines import compile_for_cuda
 
-    saved = os.environ.pop("TRITON_INTERPRET", None)
-    try:
+    with triton_interpreter(False):
         compiled = compile_for_cuda(dtype)
-    finally:
-        if saved is not None:
-            os.environ["TRITON_INTERPRET"] = saved
     assert ".entry _eliminate_and_substitute" in compiled.asm["ptx"] and len(compiled.asm["cubin"]) > 5_000

@@ -7,7 +7,6 @@ afterwards (triton reads it when a kernel is generated; the engine caches kernel
 """
 
 import importlib.util
-import os
 
 import pytest
 import torch
@@ -18,6 +17,7 @@ from brainfuse_core.channels.curves import Constant, ExpressionCurve, Hill, Tabu
 from brainfuse_core.errors import ModelError
 from brainfuse_core.solvers.membrane import CompiledCell
 from brainfuse_core.spikes import threshold_crossing
+from conftest import triton_interpreter
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed (test extras)")
 
@@ -30,15 +30,9 @@ TOLERANCE = {torch.float64: 1e-9, torch.float32: 5e-3}
 
 @pytest.fixture(scope="module")
 def run_point_population():
-    saved = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
-    from brainfuse_core.gpu.point import run_point_population
-
-    yield run_point_population
-    if saved is None:
-        del os.environ["TRITON_INTERPRET"]
-    else:
-        os.environ["TRITON_INTERPRET"] = saved
+    with triton_interpreter(True):
+        from brainfuse_core.gpu.point import run_point_population
+        yield run_point_population
 
 
 def _injected(cells, dtype, peak):
@@ -174,11 +168,7 @@ def test_kernels_lower_to_a_cuda_binary(case, dtype):
     """What the interpreter cannot check: the same source compiles for an H100/H200 (no GPU needed)."""
     from brainfuse_core.gpu.point import compile_for_cuda
 
-    saved = os.environ.pop("TRITON_INTERPRET", None)
-    try:
+    with triton_interpreter(False):
         build, _, celsius = CASES[case]
         compiled = compile_for_cuda(CompiledCell(build(), dtype, "cpu"), celsius, "backward_euler", 0.05, dtype)
-    finally:
-        if saved is not None:
-            os.environ["TRITON_INTERPRET"] = saved
     assert ".entry advance" in compiled.asm["ptx"] and len(compiled.asm["cubin"]) > 10_000

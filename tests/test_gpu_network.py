@@ -11,7 +11,6 @@ small network and the 10 ms run.
 
 import importlib.util
 import math
-import os
 
 import numpy as np
 import pytest
@@ -21,6 +20,7 @@ import brainfuse_core as bf
 import brainfuse_core.simulation as simulation
 from brainfuse_core.networks.propagation import Connections
 from brainfuse_core.solvers.membrane import CompiledCell
+from conftest import traub_cell, triton_interpreter
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed (test extras)")
 
@@ -32,22 +32,9 @@ TIME_TOLERANCE = {torch.float64: 1e-9, torch.float32: 1e-3}
 
 @pytest.fixture(scope="module")
 def gpu():
-    saved = os.environ.get("TRITON_INTERPRET")
-    os.environ["TRITON_INTERPRET"] = "1"
-    from brainfuse_core.gpu import network, synapses
-
-    yield network, synapses
-    if saved is None:
-        del os.environ["TRITON_INTERPRET"]
-    else:
-        os.environ["TRITON_INTERPRET"] = saved
-
-
-def traub_cell():
-    return bf.Cell.point(diameter=79.79, channels=[bf.channel("leak", gbar=5e-5, reversal=-60.0),
-                                                   bf.channel("traub_na", gbar=0.1, vt=-63.0),
-                                                   bf.channel("traub_kd", gbar=0.03, vt=-63.0)],
-                         reversals={"na": 50.0, "k": -90.0})
+    with triton_interpreter(True):
+        from brainfuse_core.gpu import network, synapses
+        yield network, synapses
 
 
 def network():
@@ -148,14 +135,10 @@ def test_network_kernels_lower_to_a_cuda_binary():
     H100/H200 (no GPU needed)."""
     from brainfuse_core.gpu import point, synapses
 
-    saved = os.environ.pop("TRITON_INTERPRET", None)
-    try:
+    with triton_interpreter(False):
         step = point.compile_for_cuda(CompiledCell(traub_cell(), torch.float32, "cpu"), 36.0, "backward_euler", 0.1,
                                       torch.float32, step=True)
         synaptic = synapses.compile_for_cuda(torch.float64)
-    finally:
-        if saved is not None:
-            os.environ["TRITON_INTERPRET"] = saved
     assert ".entry step" in step.asm["ptx"] and len(step.asm["cubin"]) > 10_000
     for name, compiled in synaptic.items():
         assert f".entry _{name}" in compiled.asm["ptx"] and len(compiled.asm["cubin"]) > 1_000, name

@@ -8,13 +8,7 @@ import torch
 
 import brainfuse_core as bf
 import brainfuse_core.simulation as simulation
-
-
-def traub_cell():
-    return bf.Cell.point(diameter=79.79, channels=[bf.channel("leak", gbar=5e-5, reversal=-60.0),
-                                                   bf.channel("traub_na", gbar=0.1, vt=-63.0),
-                                                   bf.channel("traub_kd", gbar=0.03, vt=-63.0)],
-                         reversals={"na": 50.0, "k": -90.0})
+from conftest import traub_cell
 
 
 def network():
