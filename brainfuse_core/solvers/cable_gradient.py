@@ -45,7 +45,8 @@ from ..channels.curves import NotCompilable
 from ..errors import ModelError
 from . import generated
 from .adjoint import NEUTRAL, adjoint, render
-from .gradient_kernel import _NAMESPACE, FUNCTIONS, Parameters, _split
+from .compiled import split_cells
+from .gradient_kernel import _NAMESPACE, FUNCTIONS, Parameters
 from .membrane import METHODS
 from .step_source import node_currents, pools_and_gates, step_dt, voltage_update
 
@@ -392,7 +393,7 @@ class _Run(torch.autograd.Function):
         trace_array = trace.numpy()
         parameter_values, density_values = params.detach().numpy(), densities.detach().contiguous().numpy()
         constants = (density_values, *geometry, parent, parameter_values, every)
-        _split(lambda lo, hi: module.forward(state, values, rows, *constants, checkpoints, trace_array, lo, hi),
+        split_cells(lambda lo, hi: module.forward(state, values, rows, *constants, checkpoints, trace_array, lo, hi),
                cells, threads)
         ctx.settings, ctx.shape, ctx.arrays = settings, shape, (values, constants, checkpoints)
         final = [torch.from_numpy(state[:, k].copy()).reshape(shape) for k in range(len(initial))]
@@ -413,7 +414,7 @@ class _Run(torch.autograd.Function):
         d_params = np.zeros((cells, constants[6].shape[0]))
         d_dens = np.zeros((cells, *constants[0].shape))
         d_trace_array = d_trace.numpy()
-        _split(lambda lo, hi: module.backward(values, rows, *constants, checkpoints, d_trace_array, adjoint, d_values,
+        split_cells(lambda lo, hi: module.backward(values, rows, *constants, checkpoints, d_trace_array, adjoint, d_values,
                                               d_params, d_dens, lo, hi), cells, threads)
         d_initial = [torch.from_numpy(adjoint[:, k]).reshape(shape) for k in range(adjoint.shape[1])]
         d_initial[0] = d_initial[0] + d_trace[:, :, 0].to(torch.float64).reshape(shape)

@@ -11,7 +11,6 @@ so they are split over threads. Numbers of the channels' curves are run-time par
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -20,7 +19,7 @@ from ..channels.curves import NotCompilable
 import ast
 
 from . import generated
-from .compiled import _NAMESPACE, FUNCTIONS, _Literals, _Parameters
+from .compiled import _NAMESPACE, FUNCTIONS, _Literals, _Parameters, split_cells
 from .step_source import node_currents, pools_and_gates, step_dt, voltage_update
 
 def cable_kernel(block, celsius, method, dt):
@@ -86,14 +85,7 @@ class CableKernel:
                                                        self.axial_sum)]
         arguments = (*flat, injected, rows, linear_g, linear_ge, *constants, self.parent, self.parameters.astype(dtype),
                      spike_node, dtype.type(threshold), spikes, fraction, trace)
-        cells = flat[0].shape[0]
-        parts = max(1, min(threads or os.cpu_count() or 1, cells))
-        bounds = [cells * k // parts for k in range(parts + 1)]
-        if parts == 1:
-            self.steps(*arguments, 0, cells)
-            return
-        with ThreadPoolExecutor(parts) as pool:
-            list(pool.map(lambda k: self.steps(*arguments, bounds[k], bounds[k + 1]), range(parts)))
+        split_cells(lambda first, last: self.steps(*arguments, first, last), flat[0].shape[0], threads or os.cpu_count() or 1)
 
     def __call__(self, state, dt, injected, linear_g, linear_ge):
         """One step of every cell; ``injected``, ``linear_g`` (µS), ``linear_ge`` (nA) broadcast to (B, C, N)."""

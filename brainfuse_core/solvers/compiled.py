@@ -147,6 +147,17 @@ def point_kernel(block, celsius, method, dt):
     return PointKernel(module, block, dt, parameters.values, plain_parameters.values)
 
 
+def split_cells(kernel, cells, threads):
+    """``kernel(lo, hi)`` over the cells in ``threads`` contiguous ranges, in parallel (the kernels
+    release the GIL)."""
+    bounds = np.linspace(0, cells, min(threads, cells) + 1).astype(int)
+    if len(bounds) <= 2:
+        kernel(0, cells)
+        return
+    with ThreadPoolExecutor(len(bounds) - 1) as pool:
+        list(pool.map(kernel, bounds[:-1], bounds[1:]))
+
+
 class PointKernel:
     """``one_step``: one step (``__call__``); ``many_steps``: a chunk without synaptic input (``run``);
     ``advance``: one step in place with spike detection, called from compiled network code

@@ -22,7 +22,6 @@ that path's rounding only.
 
 import hashlib
 import math
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
@@ -33,7 +32,7 @@ from ..channels.curves import NotCompilable, Tabulated, pchip_slopes
 from ..errors import ModelError
 from . import fastmath, generated
 from .adjoint import NEUTRAL, adjoint, render
-from .compiled import _pchip, _pchip_interval
+from .compiled import _pchip, _pchip_interval, split_cells
 from .membrane import METHODS
 from .step_source import point_step
 
@@ -302,17 +301,6 @@ def run_with_gradients(block, state, dt, injected, celsius, method="backward_eul
     return outputs[0].to(dtype), {name: value.to(dtype) for name, value in zip(names, outputs[1:])}
 
 
-def _split(kernel, cells, threads):
-    """``kernel(lo, hi)`` over the cells in ``threads`` contiguous ranges, in parallel (the kernels
-    release the GIL)."""
-    bounds = np.linspace(0, cells, min(threads, cells) + 1).astype(int)
-    if len(bounds) <= 2:
-        kernel(0, cells)
-        return
-    with ThreadPoolExecutor(len(bounds) - 1) as pool:
-        list(pool.map(kernel, bounds[:-1], bounds[1:]))
-
-
 class _Run(torch.autograd.Function):
     """The forward keeps the states every ``every`` steps; the backward replays each segment from its
     checkpoint (the forward kernel with every = 1 into a buffer) and walks it back (``reverse``).
@@ -328,7 +316,7 @@ class _Run(torch.autograd.Function):
         checkpoints = np.empty(((steps + every - 1) // every, len(initial), n))
         trace = np.empty((steps, n))
         values = params.detach().numpy()
-        _split(lambda lo, hi: forward(state, current, values, every, checkpoints, trace, 0, steps, lo, hi), n, threads)
+        split_cells(lambda lo, hi: forward(state, current, values, every, checkpoints, trace, 0, steps, lo, hi), n, threads)
         ctx.settings, ctx.shape, ctx.arrays = settings, shape, (current, values, checkpoints)
         return torch.from_numpy(trace).reshape(steps, *shape[:2]), *[torch.from_numpy(row).reshape(shape) for row in state]
 
@@ -351,6 +339,6 @@ class _Run(torch.autograd.Function):
                 forward(state, current, values, 1, buffer, scratch, first, last, lo, hi)
                 reverse(buffer, current, values, d_trace, adjoint, d_injected, d_params, first, last, lo, hi)
 
-            _split(segment_backward, n, threads)
+            split_cells(segment_backward, n, threads)
         d_injected = torch.from_numpy(d_injected).reshape(steps, *ctx.shape[:2]) if ctx.needs_input_grad[2] else None
         return (None, torch.from_numpy(d_params.sum(1)), d_injected, *[torch.from_numpy(row).reshape(ctx.shape) for row in adjoint])
