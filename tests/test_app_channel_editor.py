@@ -2,10 +2,14 @@
 single-cell preview, and the pane wired to a Workbench (drags, undo, fields, new channels)."""
 
 import copy
+import weakref
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from bokeh.document import Document
+from bokeh.io.doc import patch_curdoc
 
 from app.editors import channel_document as document
 from app.editors.channel_curves import TABULATION_POINTS, clamp_family, gate_curves, peak_currents, steady_state_iv
@@ -281,6 +285,30 @@ def test_new_channel_and_library_channels(editor):
     workbench.undo()
     assert "fast_na" not in workbench.document["channels"]
     assert editor.selected == "m_current"
+
+
+def test_an_editor_built_outside_a_session_ignores_a_document_another_thread_serves():
+    """Bokeh's process-wide curdoc may hold a served session's document (a server thread's callback
+    patches it); an editor built outside any session still previews at once, on its own."""
+
+    class Session:
+        request = SimpleNamespace(arguments={})
+
+    served = Document()
+    context = Session()
+    served._session_context = weakref.ref(context)
+    built = []
+    with patch_curdoc(served):
+        # Bokeh's patch_curdoc stays in place if its block raises: never raise inside it.
+        try:
+            built.append(ChannelEditor(Workbench()))
+            built[0].view()
+        except Exception as err:
+            built.append(err)
+    editor = built[0]
+    assert isinstance(editor, ChannelEditor) and len(built) == 1, built
+    assert editor.document is None
+    assert "spike" in editor.preview_status.object and "hh" in editor.preview_status.object
 
 
 def test_opening_another_project_redraws_and_the_preview_follows_edits(editor):

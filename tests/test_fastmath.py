@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import brainfuse_core as bf
-from brainfuse_core.solvers import compiled, fastmath
+from brainfuse_core.solvers import compiled, fastmath, generated
 from brainfuse_core.solvers.membrane import CompiledCell
 
 NAMES = ("exp", "expm1", "sigmoid", "explinear")
@@ -197,9 +197,13 @@ def test_loops_calling_them_vectorise(dtype):
 
 @needs_avx2
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_the_generated_hh_step_vectorises(dtype):
+def test_the_generated_hh_step_vectorises(dtype, tmp_path, monkeypatch):
     """The compiled kernels' loop over cells (squid HH) runs on packed registers in the state's
     precision: float32 steps do not fall back to float64 or to scalar exp calls."""
+    # numba cannot show the assembly of code it loaded from its disk cache (which another process
+    # may have filled), so this kernel is compiled afresh in a cache of its own.
+    monkeypatch.setenv("BRAINFUSE_KERNEL_CACHE", str(tmp_path))
+    monkeypatch.setattr(generated, "_MODULES", {})
     cell = bf.Cell.point(area=1000.0, channels=[bf.channel("hh_na"), bf.channel("hh_k"), bf.channel("leak")])
     block = CompiledCell(cell, dtype, "cpu")
     kernel = compiled.point_kernel(block, 6.3, "backward_euler", 0.025)
