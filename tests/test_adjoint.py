@@ -46,7 +46,8 @@ def _on_tensors(function):
 
 TORCH = {name: _on_tensors(f) for name, f in {
     "exp": torch.exp, "log": torch.log, "sqrt": torch.sqrt, "abs": torch.abs, "tanh": torch.tanh, "cosh": torch.cosh,
-    "sigmoid": torch.sigmoid, "explinear": _explinear, "expm1": torch.expm1, "pchip": _pchip_torch}.items()}
+    "sigmoid": torch.sigmoid, "explinear": _explinear, "expm1": torch.expm1, "pchip": _pchip_torch,
+    "heaviside": lambda x: (x >= 0).to(torch.float64)}.items()}
 
 
 def _interval(x, points):
@@ -68,7 +69,7 @@ def _accumulate(table, k, value):
 NUMPY = {"exp": np.exp, "log": np.log, "sqrt": np.sqrt, "abs": np.abs, "tanh": np.tanh, "cosh": np.cosh,
          "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
          "explinear": lambda x: 1.0 + 0.5 * x if abs(x) < 1e-6 else x / -np.expm1(-x), "expm1": np.expm1,
-         "pchip": _pchip_numpy, "sinh": np.sinh, "sign": np.sign, "where": lambda c, a, b: a if c else b,
+         "pchip": _pchip_numpy, "heaviside": lambda x: 1.0 if x >= 0 else 0.0, "sinh": np.sinh, "sign": np.sign, "where": lambda c, a, b: a if c else b,
          "at": lambda table, k: table[k], "accumulate": _accumulate, "pchip_interval": _interval,
          "pchip_clamp": lambda x, points: np.clip(x, points[0], points[-1])}
 
@@ -148,7 +149,7 @@ def _random_expression(rng, names, depth):
         lambda: f"explinear(0.0001 * {e()})", lambda: f"expm1(tanh({e()}))",
         lambda: f"(tanh({e()}) ** 2)", lambda: f"(tanh({e()}) ** 3)", lambda: f"((1.0 + {square()}) ** 1.5)",
         lambda: f"((1.5 + tanh({e()})) ** sigmoid({e()}))", lambda: f"(2.0 ** tanh({e()}))",
-        lambda: f"pchip(3.0 * tanh({e()}), points, values, slopes)",
+        lambda: f"pchip(3.0 * tanh({e()}), points, values, slopes)", lambda: f"({e()} * heaviside({e()}))",
     ]
     return rng.choice(forms)()
 

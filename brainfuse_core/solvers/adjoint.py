@@ -26,9 +26,10 @@ import ast
 
 from ..errors import ModelError
 
-# name → number of arguments. pchip(x, points, values, slopes): the tabulated curve's monotone cubic.
+# name → number of arguments. pchip(x, points, values, slopes): the tabulated curve's monotone cubic;
+# heaviside(x): 1.0 where x ≥ 0, else 0.0 (an integrate-and-fire cell's reset).
 FORWARD_FUNCTIONS = {"exp": 1, "log": 1, "sqrt": 1, "abs": 1, "tanh": 1, "cosh": 1, "sigmoid": 1, "explinear": 1,
-                     "expm1": 1, "pchip": 4}
+                     "expm1": 1, "pchip": 4, "heaviside": 1}
 # where(c, a, b): a where c holds, else b (both evaluated); sign(x): −1, 0 or 1; at(T, k): T[k];
 # accumulate(T, k, value): T[k] += value (a statement); pchip_interval(x, points): the index k of the
 # interval [points[k], points[k+1]] holding x clamped into the table (0 ≤ k ≤ n − 2, as the forward's);
@@ -235,6 +236,11 @@ class _Sweep:
 
     def _rule_cosh(self, d, z, a):
         self.add(a, f"{d} * sinh({a})")
+
+    def _rule_heaviside(self, d, z, a):
+        # A step's derivative is zero almost everywhere: a reset passes no gradient through its
+        # condition (spikes get theirs from a surrogate on the voltage, outside the step).
+        pass
 
     def _rule_sigmoid(self, d, z, a):
         self.add(a, f"{d} * ({z} * (1.0 - {z}))")

@@ -53,6 +53,11 @@ def _pchip_interval(x, points):
 
 
 @numba.njit(inline="always", error_model="numpy")
+def _heaviside(x):
+    return 1.0 if x >= 0.0 else 0.0
+
+
+@numba.njit(inline="always", error_model="numpy")
 def _pchip(x, points, values, slopes):
     """The tabulated curve's monotone cubic at x, flat outside the points (as ``Tabulated.__call__``)."""
     last = points.shape[0] - 1
@@ -74,9 +79,11 @@ _ONE, _TWO, _THREE = np.float32(1.0), np.float32(2.0), np.float32(3.0)
 
 
 FUNCTIONS = {"exp": "_exp", "expm1": "_expm1", "sigmoid": "_sigmoid", "explinear": "_explinear", "log": "math.log",
-             "sqrt": "math.sqrt", "tanh": "math.tanh", "abs": "abs", "cosh": "math.cosh", "pchip": "_pchip"}
+             "sqrt": "math.sqrt", "tanh": "math.tanh", "abs": "abs", "cosh": "math.cosh", "pchip": "_pchip",
+             "heaviside": "_heaviside"}
 _NAMESPACE = {"math": math, "numba": numba, "_exp": fastmath.exp, "_expm1": fastmath.expm1, "_sigmoid": _sigmoid,
-              "_explinear": _explinear, "_pchip": _pchip, "_wide_vectors": fastmath.wide_vectors}
+              "_explinear": _explinear, "_pchip": _pchip, "_heaviside": _heaviside,
+              "_wide_vectors": fastmath.wide_vectors}
 BLOCK_CELLS = 512
 """Cells a thread advances through a whole chunk of steps at a time in ``PointKernel.run``: their
 state (a few arrays of 512 numbers) stays in the L1 cache across the steps."""

@@ -32,7 +32,7 @@ from ..channels.curves import NotCompilable, Tabulated, pchip_slopes
 from ..errors import ModelError
 from . import fastmath, generated
 from .adjoint import NEUTRAL, adjoint, render
-from .compiled import _pchip, _pchip_interval, split_cells
+from .compiled import _heaviside, _pchip, _pchip_interval, split_cells
 from .membrane import METHODS
 from .step_source import point_step
 
@@ -66,12 +66,13 @@ def _pchip_clamp(x, points):
 FUNCTIONS = {"exp": "_exp", "log": "math.log", "sqrt": "math.sqrt", "abs": "abs", "tanh": "math.tanh",
              "cosh": "math.cosh", "sigmoid": "_sigmoid", "explinear": "_explinear", "pchip": "_pchip",
              "expm1": "_expm1", "sinh": "math.sinh", "sign": "_sign", "where": "_where", "at": "_at",
-             "accumulate": "_accumulate", "pchip_interval": "_pchip_interval", "pchip_clamp": "_pchip_clamp"}
+             "accumulate": "_accumulate", "pchip_interval": "_pchip_interval", "pchip_clamp": "_pchip_clamp",
+             "heaviside": "_heaviside"}
 _NAMESPACE = {"math": math, "np": np, "numba": numba, "_exp": fastmath.exp, "_expm1": fastmath.expm1,
               "_sigmoid": fastmath.sigmoid, "_explinear": fastmath.explinear, "_pchip": _pchip,
               "_wide_vectors": fastmath.wide_vectors,
               "_where": _where, "_sign": _sign, "_at": _at, "_accumulate": _accumulate,
-              "_pchip_interval": _pchip_interval, "_pchip_clamp": _pchip_clamp}
+              "_pchip_interval": _pchip_interval, "_pchip_clamp": _pchip_clamp, "_heaviside": _heaviside}
 
 
 class Parameters:
@@ -146,32 +147,35 @@ def _values(curve):
 _OWN_DIGEST = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()
 
 
-def supports(block, celsius, method, dt):
+def supports(block, celsius, method, dt, reset=None):
     """Whether the gradient kernels can run ``block``: one compartment, every number a scalar (a
     batched parameter, one value per batch entry, runs on the tensor path). Compiles nothing."""
     try:
-        point_step(block, celsius, method, float(dt), Parameters(block), NEUTRAL)
+        point_step(block, celsius, method, float(dt), Parameters(block), NEUTRAL, reset=reset)
     except NotCompilable:
         return False
     return block.size == 1
 
 
-def gradient_kernels(block, celsius, method, dt):
+def gradient_kernels(block, celsius, method, dt, reset=None):
     """(forward, reverse, parameters) for ``block``: the compiled kernels (kept on disk by their
     source, ``generated.load``; see ``_source`` for their arguments) and the ``Parameters`` of this
-    model. Raises ModelError for what they cannot run."""
+    model. With ``reset`` (threshold, v_reset) mV the cells integrate and fire (``point_step``) and
+    the trace is the voltage before the reset. Raises ModelError for what they cannot run."""
     if method not in METHODS:
         raise ModelError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     parameters = Parameters(block)
     try:
-        statements = point_step(block, celsius, method, float(dt), parameters, NEUTRAL)
+        statements = point_step(block, celsius, method, float(dt), parameters, NEUTRAL, reset=reset)
     except NotCompilable as err:
         raise ModelError(f"the gradient kernel cannot run this population: {err}; "
                          "run it on the tensor path (Simulation(..., compiled=False))") from None
     n_states = len(block.state_names())
     states = [f"s{k}" for k in range(n_states)]
-    reverse = adjoint(statements, [*states, "inj", *parameters.scalars], [f"new_{s}" for s in states], parameters.tables)
-    source = _source(n_states, render(statements, FUNCTIONS), render(reverse, FUNCTIONS), parameters)
+    traced = "new_s0" if reset is None else "v_free"
+    outputs = [f"new_{s}" for s in states] + ([traced] if reset is not None else [])
+    reverse = adjoint(statements, [*states, "inj", *parameters.scalars], outputs, parameters.tables)
+    source = _source(n_states, render(statements, FUNCTIONS), render(reverse, FUNCTIONS), parameters, traced)
     module = generated.load(source, _NAMESPACE, dependencies=(_OWN_DIGEST,))
     return module.forward, module.reverse, parameters
 
@@ -181,13 +185,13 @@ BLOCK_CELLS = 256
 the step's functions do), and their state, adjoints and parameter adjoints stay in cache."""
 
 
-def _source(n_states, forward, reverse, parameters):
+def _source(n_states, forward, reverse, parameters, traced):
     """Source of two kernels over cells ``_lo`` … ``_hi`` − 1 and steps ``_first`` … ``_last`` − 1.
 
     ``forward(_state, _injected, _params, _every, _checkpoints, _trace, ...)`` advances the float64
     state (S, n) in place, with ``_injected`` (K, n), storing the state before step k in
     ``_checkpoints[(k − _first) // _every]`` (segments, S, n) where (k − _first) % _every is 0 and v
-    after step k in ``_trace[k − _first]``. ``reverse(_states, _injected, _params, _d_trace, _adjoint,
+    after step k (the statements' ``traced``) in ``_trace[k − _first]``. ``reverse(_states, _injected, _params, _d_trace, _adjoint,
     _d_injected, _d_params, ...)`` walks the steps backwards from the states before each
     (``_states[k − _first]``), turning the adjoints of the state after step ``_last`` − 1
     (``_adjoint`` (S, n), in place) into those before ``_first``, with v's trace adjoint ``_d_trace``
@@ -234,7 +238,7 @@ def _source(n_states, forward, reverse, parameters):
         "                inj = _inj[_i]",
         *pad(forward, 4),
         *pad([f"_s{k}[_i] = new_s{k}" for k in states], 4),
-        "                _v[_i] = new_s0",
+        f"                _v[_i] = {traced}",
         "",
         "@numba.njit(cache=True, nogil=True, error_model='numpy')",
         "def reverse(_states, _injected, _params, _d_trace, _adjoint, _d_injected, _d_params, _first, _last, _lo, _hi):",
@@ -253,7 +257,8 @@ def _source(n_states, forward, reverse, parameters):
         "            for _i in range(_n):",
         *pad([f"s{k} = {row(k)}" for k in states], 4),
         f"                inj = {row(inj)}",
-        f"                d_new_s0 = {row(n_states)} + {row(dv)}",
+        *([f"                d_new_s0 = {row(n_states)} + {row(dv)}"] if traced == "new_s0" else
+          [f"                d_new_s0 = {row(n_states)}", f"                d_{traced} = {row(dv)}"]),
         *pad([f"d_new_s{k} = {row(n_states + k)}" for k in states if k], 4),
         *pad([f"d_{name} = _d_params[{start}:{stop}, _start + _i]" for name in parameters.tables
               for start, stop in [parameters.slices[name]]], 4),
@@ -271,7 +276,8 @@ def _source(n_states, forward, reverse, parameters):
     return "\n".join(text) + "\n"
 
 
-def run_with_gradients(block, state, dt, injected, celsius, method="backward_euler", checkpoint_every=None, threads=None):
+def run_with_gradients(block, state, dt, injected, celsius, method="backward_euler", checkpoint_every=None, threads=None,
+                       reset=None):
     """Advance ``block`` (a CompiledCell of one compartment; B × C cells) K = ``injected.shape[0]``
     steps of ``dt`` ms, differentiably, in compiled code.
 
@@ -279,7 +285,9 @@ def run_with_gradients(block, state, dt, injected, celsius, method="backward_eul
     ``CompiledCell.initial_state``; ``injected``: (K, B, C) nA per step; ``celsius`` °C; ``method``
     "backward_euler" or "crank_nicolson"; ``checkpoint_every``: steps between stored states (default
     √K; K stores every state of the run for the backward, the memory-hungry baseline); ``threads``:
-    how many threads share the cells (default torch.get_num_threads()). Returns (v after every step
+    how many threads share the cells (default torch.get_num_threads()); ``reset`` (threshold, v_reset)
+    mV: integrate-and-fire cells, v after every step then being the voltage before the reset (which
+    passes no gradient). Returns (v after every step
     (K, B, C) mV, the final state dict). Gradients of anything computed from them reach the initial
     state, ``injected`` and every parameter tensor of the model."""
     names = block.state_names()
@@ -292,7 +300,7 @@ def run_with_gradients(block, state, dt, injected, celsius, method="backward_eul
     every = max(1, round(math.sqrt(steps))) if checkpoint_every is None else int(checkpoint_every)
     if every < 1:
         raise ModelError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every!r}")
-    forward, reverse, parameters = gradient_kernels(block, celsius, method, dt)
+    forward, reverse, parameters = gradient_kernels(block, celsius, method, dt, reset)
     settings = (forward, reverse, every, threads or torch.get_num_threads())
     # The kernels read and write float64 only (one compiled version per model); autograd casts back.
     as_double = lambda value: value.to(torch.float64)

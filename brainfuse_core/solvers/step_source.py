@@ -21,7 +21,7 @@ from ..channels.curves import NotCompilable
 from ..units import FARADAY
 
 
-def point_step(block, celsius, method, dt, constant, functions, rewrite=None, synaptic=False):
+def point_step(block, celsius, method, dt, constant, functions, rewrite=None, synaptic=False, reset=None):
     """Statements advancing one cell of ``block`` (a CompiledCell of one compartment) by ``dt`` ms.
 
     They read ``s0`` (v, mV), ``s1``, ... (the block's other states in ``state_names()`` order:
@@ -30,7 +30,9 @@ def point_step(block, celsius, method, dt, constant, functions, rewrite=None, sy
     ``constant(value)`` gives the text standing for a number (a list for a tabulated curve's tables),
     ``functions`` maps exp, log, sqrt, abs, tanh, cosh, sigmoid, explinear, pchip and expm1 to the
     backend's names, and ``rewrite(text)``, if given, rewrites each curve's text (e.g. removes ``**``).
-    Raises NotCompilable for what cannot be generated."""
+    ``reset`` (threshold, v_reset), both mV, makes an integrate-and-fire cell: where the solved
+    voltage ``v_free`` reaches the threshold, v is set to v_reset (``functions`` then needs heaviside)
+    before the gates see it. Raises NotCompilable for what cannot be generated."""
     if block.size != 1:
         raise NotCompilable("a cell of several compartments (this kernel advances point neurons)")
     lines = node_currents(block, constant, lambda c, values: constant(_single(values)),
@@ -39,6 +41,10 @@ def point_step(block, celsius, method, dt, constant, functions, rewrite=None, sy
         f"dv = (inj - membrane_i) / ({constant(block.capacitance.detach())} / {constant(step_dt(method, dt))} + membrane_g)",
         voltage_update(method),
     ]
+    if reset is not None:
+        threshold, v_reset = reset
+        lines += ["v_free = new_s0",
+                  f"new_s0 = v_free + {functions['heaviside']}(v_free - {constant(threshold)}) * ({constant(v_reset)} - v_free)"]
     return lines + pools_and_gates(block, celsius, dt, constant, functions, rewrite)
 
 
