@@ -19,9 +19,11 @@ from .digits import DigitsSplit, digits_split
 from .encoding import digit_rows, latency_encode, rate_encode, row_windows
 from .errors import DataError, DataFileNotFoundError
 from .shd import bin_events, iter_shd_batches, load_shd, read_shd_events
+from .temporal import delayed_match_to_sample, temporal_xor
 
 __all__ = [
     "CORRUPTIONS", "SEVERITIES", "SEVERITY_CONSTANTS", "DataError", "DataFileNotFoundError", "DigitsSplit",
-    "bin_events", "corrupt", "corrupted_test_sets", "digit_rows", "digits_split", "iter_shd_batches",
-    "latency_encode", "load_cifar10c", "load_shd", "rate_encode", "read_shd_events", "row_windows",
+    "bin_events", "corrupt", "corrupted_test_sets", "delayed_match_to_sample", "digit_rows", "digits_split",
+    "iter_shd_batches", "latency_encode", "load_cifar10c", "load_shd", "rate_encode", "read_shd_events",
+    "row_windows", "temporal_xor",
 ]

@@ -83,7 +83,7 @@ def load_cifar10c(folder, corruptions=CORRUPTIONS, severities=SEVERITIES, limit=
         labels_of = _labels_for(labels, n, labels_path, path)
         count = n if limit is None else min(limit, n)
         for s in severities:
-            block = np.asarray(array[(s - 1) * n: (s - 1) * n + count])
+            block = np.array(array[(s - 1) * n: (s - 1) * n + count])
             images = torch.from_numpy(block).permute(0, 3, 1, 2).to(dtype) / 255.0
-            out[(name, s)] = (images.contiguous(), torch.from_numpy(np.asarray(labels_of(s)[:count], dtype=np.int64)))
+            out[(name, s)] = (images.contiguous(), torch.from_numpy(np.array(labels_of(s)[:count], dtype=np.int64)))
     return out
