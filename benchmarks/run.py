@@ -5,6 +5,7 @@
     .venv/bin/python -m benchmarks.run --only workbench   # the workbench's responsiveness
     .venv/bin/python -m benchmarks.run --only potjans_diesmann   # the 10 % cortical column against Brian2
     .venv/bin/python -m benchmarks.run --only gradients   # forward + backward against Jaxley (time, peak memory)
+    .venv/bin/python -m benchmarks.run --only layers   # an HH layer's cost against a LIF layer's (time, peak memory)
 
 Jaxley runs in its own environment, ``.venv-jaxley``, installed on first use (``peers.jaxley_env``).
 
@@ -18,6 +19,7 @@ import subprocess
 import sys
 
 from .gradients import compare as gradients
+from .layers import compare as layers
 from .memory_backward import NAMES as MEMORY_NAMES
 from .memory_backward import VARIANTS as MEMORY_VARIANTS
 from .memory_backward import run_isolated as run_memory
@@ -62,7 +64,8 @@ def cobahh(duration_ms):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="BrainFuse benchmarks against NEURON, Brian2 and Jaxley")
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
-    parser.add_argument("--only", choices=("independent", "cobahh", "potjans_diesmann", "memory", "gradients", "workbench"), help="run one table")
+    parser.add_argument("--only", choices=("independent", "cobahh", "potjans_diesmann", "memory", "gradients", "layers",
+                                                 "workbench"), help="run one table")
     args = parser.parse_args(argv)
     wanted = lambda name: args.only in (None, name)
     if wanted("independent"):
@@ -75,6 +78,8 @@ def main(argv=None):
         memory(*((100, 1000) if args.quick else (1000, 10_000)))
     if wanted("gradients"):
         gradients(args.quick)
+    if wanted("layers"):
+        layers(args.quick)
     if wanted("workbench"):
         workbench(args.quick)
 

@@ -17,7 +17,8 @@ is the fast-sigmoid surrogate of ``spikes.threshold_crossing`` (Zenke & Ganguli 
 
 Every forward starts from rest (``stateful=False``, the default) or from where the previous call
 ended (``stateful=True``, detached; ``reset_state()`` returns to rest). Outputs follow the input's
-device and dtype. On the CPU the kernels compute in float64 whatever the input's dtype.
+device and dtype. On the CPU the kernels compute in float64 whatever the input's dtype; the model's
+numbers and the traces around the kernels are in the input's precision.
 """
 
 import copy
@@ -77,10 +78,12 @@ class SpikingLayer(nn.Module):
         if not torch.isfinite(current_density.detach()).all():
             raise ModelError(f"{type(self).__name__}: the input current holds NaN or infinite values")
         batch, bins, _ = current_density.shape
-        cell = self._cell()
-        block = CompiledCell(cell, torch.float64, "cpu")
-        state = self._initial_state(block, batch)
-        amps = current_density.to(device="cpu", dtype=torch.float64) * (float(block.area[0]) * _DENSITY_TO_NA)
+        # The kernels compute in float64; the trace and the spikes around them keep the input's
+        # precision, which halves the memory and time of a float32 model's surrogate.
+        dtype = current_density.dtype if current_density.dtype in (torch.float32, torch.float64) else torch.float32
+        block = CompiledCell(self._cell(), dtype, "cpu")
+        state = self._initial_state(block, batch, dtype)
+        amps = current_density.to(device="cpu", dtype=dtype) * (float(block.area[0]) * _DENSITY_TO_NA)
         injected = amps.transpose(0, 1).repeat_interleave(self.substeps, dim=0)
         trace, final = gradient_kernel.run_with_gradients(block, state, self.dt, injected, self.celsius,
                                                           checkpoint_every=self.checkpoint_every, reset=self.reset)
@@ -89,10 +92,10 @@ class SpikingLayer(nn.Module):
         out = self._spikes(trace, state["v"][..., 0]) if self.output == "spikes" else trace[self.substeps - 1::self.substeps]
         return out.transpose(0, 1).to(device=current_density.device, dtype=current_density.dtype)
 
-    def _initial_state(self, block, batch):
-        if self._state is not None and self._state["v"].shape[0] == batch:
+    def _initial_state(self, block, batch, dtype):
+        if self._state is not None and self._state["v"].shape[0] == batch and self._state["v"].dtype == dtype:
             return self._state
-        rest = torch.full((batch, self.size, 1), self.v_rest, dtype=torch.float64)
+        rest = torch.full((batch, self.size, 1), self.v_rest, dtype=dtype)
         return block.initial_state(rest, self.celsius)
 
     def _spikes(self, trace, v_start):
