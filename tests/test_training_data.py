@@ -8,15 +8,12 @@ from scipy.ndimage import gaussian_filter
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 
-from brainfuse_core.training.data import (CORRUPTIONS, SEVERITIES, SEVERITY_CONSTANTS, DataError,
-                                          DataFileNotFoundError, corrupt, corrupted_test_sets, digit_rows,
-                                          digits_split, iter_shd_batches, latency_encode, load_cifar10c, load_shd,
-                                          rate_encode, read_shd_events, row_windows, delayed_match_to_sample,
-                                          temporal_xor)
+from brainfuse_core.training.data import (CORRUPTIONS, NOISES, SEVERITIES, SEVERITY_CONSTANTS, DataError,
+                                          DataFileNotFoundError, corrupt, corrupted_test_sets,
+                                          delayed_match_to_sample, digit_rows, digits_split, iter_shd_batches,
+                                          latency_encode, load_cifar10c, load_shd, rate_encode, read_shd_events,
+                                          row_windows, temporal_xor)
 from brainfuse_core.training.data.corruptions import corruption_seed
-
-RANDOM_CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise")
-
 
 @pytest.fixture(scope="module")
 def digits():
@@ -68,7 +65,7 @@ def test_corruptions_keep_shape_and_range_and_grow_with_severity(digits):
 
 
 def test_random_corruptions_are_reproducible_by_seed(digits):
-    for name in RANDOM_CORRUPTIONS:
+    for name in NOISES:
         a, b = corrupt(digits.x_test, name, 3, seed=7), corrupt(digits.x_test, name, 3, seed=7)
         assert torch.equal(a, b)
         assert not torch.equal(a, corrupt(digits.x_test, name, 3, seed=8))

@@ -14,7 +14,7 @@ are (N, T, channels) with T steps of ``dt_ms`` ms; everything random is reproduc
 """
 
 from .cifar10c import load_cifar10c
-from .corruptions import CORRUPTIONS, SEVERITIES, SEVERITY_CONSTANTS, corrupt, corrupted_test_sets
+from .corruptions import CORRUPTIONS, NOISES, SEVERITIES, SEVERITY_CONSTANTS, corrupt, corrupted_test_sets
 from .digits import DigitsSplit, digits_split
 from .encoding import digit_rows, latency_encode, rate_encode, row_windows
 from .errors import DataError, DataFileNotFoundError
@@ -22,7 +22,7 @@ from .shd import bin_events, iter_shd_batches, load_shd, read_shd_events
 from .temporal import delayed_match_to_sample, temporal_xor
 
 __all__ = [
-    "CORRUPTIONS", "SEVERITIES", "SEVERITY_CONSTANTS", "DataError", "DataFileNotFoundError", "DigitsSplit",
+    "CORRUPTIONS", "NOISES", "SEVERITIES", "SEVERITY_CONSTANTS", "DataError", "DataFileNotFoundError", "DigitsSplit",
     "bin_events", "corrupt", "corrupted_test_sets", "delayed_match_to_sample", "digit_rows", "digits_split",
     "iter_shd_batches", "latency_encode", "load_cifar10c", "load_shd", "rate_encode", "read_shd_events",
     "row_windows", "temporal_xor",

@@ -14,12 +14,19 @@ The five corruptions and their per-severity constants (``SEVERITY_CONSTANTS``):
 - ``contrast``: (x − m)·c + m with m each image's (and channel's) mean intensity.
 
 Two tables are given: ``"cifar10c"`` (the default; the constants the CIFAR-10-C files were made
-with) and ``"imagenet_c"`` (the published ImageNet-C constants, much stronger).
+with) and ``"imagenet_c"`` (the published ImageNet-C constants, much stronger). On the digits
+(17 grey levels) the CIFAR-10-C noise levels are too weak to matter: a logistic regression
+trained on clean digits (split seed 0) keeps its clean test accuracy (0.967) under Gaussian
+and shot noise at every severity, and drops to 0.92–0.96 under impulse noise; with the ImageNet-C noise levels it
+falls to 0.82, 0.82 and 0.76 at severity 5, while ImageNet-C blur and contrast take it to chance.
+Tables can be mixed by merging dicts, e.g. ImageNet-C noise with CIFAR-10-C blur and contrast:
+``{**corrupted_test_sets(x, NOISES, constants="imagenet_c"),
+**corrupted_test_sets(x, ("gaussian_blur", "contrast"))}``.
 
 Adaptation to the 8×8 digits: the noise and contrast corruptions act per pixel or per image and
 need none. The blur σ stays in pixels of the image it is applied to, so on 8×8 digits it is
 4× wider relative to the image than on 32×32 CIFAR images. Scaling σ to the image width
-(σ·8/32 ≤ 0.25 px) would move less than 0.1 % of a pixel's intensity to its neighbours, i.e.
+(σ·8/32 ≤ 0.25 px) would move less than 0.2 % of a pixel's intensity to its neighbours, i.e.
 no corruption at all; in pixel units σ = 0.4..1 px blurs strokes that are 1–2 px wide, as
 σ = 0.4..1 px blurs the fine detail of a CIFAR image.
 """
@@ -31,6 +38,7 @@ import torch.nn.functional as F
 from .errors import DataError
 
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "gaussian_blur", "contrast")
+NOISES = CORRUPTIONS[:3]
 SEVERITIES = (1, 2, 3, 4, 5)
 
 SEVERITY_CONSTANTS = {
