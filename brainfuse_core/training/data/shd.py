@@ -39,7 +39,7 @@ def _open(path):
     if missing:
         handle.close()
         raise DataError(f"{path} lacks the dataset(s) {missing}; an SHD file needs spikes/times, spikes/units "
-                        "and labels (is this an SHD file, and not e.g. SSC or a converted copy?)")
+                        "and labels (is this an SHD file from the published archive?)")
     n = len(handle["labels"])
     if len(handle["spikes/times"]) != n or len(handle["spikes/units"]) != n:
         lengths = (len(handle["spikes/times"]), len(handle["spikes/units"]), n)
