@@ -12,6 +12,7 @@ from brainfuse_core.errors import ModelError
 from brainfuse_core.solvers.membrane import CompiledCell
 from brainfuse_core.spikes import threshold_crossing
 from brainfuse_core.training.layers import HHLayer, LIFLayer
+from brainfuse_core.training.surrogate import spike_counts
 
 AREA = 1000.0  # µm²
 TO_NA = AREA * 1e-5  # µA/cm² → nA on this area
@@ -147,3 +148,22 @@ def test_bad_layer_input_gets_clear_errors():
         layer(torch.zeros(2, 5, 4))
     with pytest.raises(ModelError, match="NaN"):
         layer(torch.full((1, 2, 3), float("nan")))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reset", [None, (-50.0, -70.0)])
+def test_fused_spike_counts_equal_summed_threshold_crossings(dtype, reset):
+    generator = torch.Generator().manual_seed(4)
+    trace = (torch.rand(60, 3, 7, generator=generator, dtype=torch.float64) * 60.0 - 80.0).to(dtype).requires_grad_()
+    v_start = torch.full((3, 7), -65.0, dtype=dtype)
+    counts = spike_counts(trace, v_start, 5, -50.0, 0.7, reset)
+    before = torch.cat([v_start.unsqueeze(0), trace[:-1]]).detach()
+    if reset is not None:
+        before = torch.where(before >= reset[0], torch.full_like(before, reset[1]), before)
+    expected = threshold_crossing(before, trace, -50.0, 0.7).reshape(12, 5, 3, 7).sum(1)
+    assert counts.dtype == dtype and counts.sum() > 10
+    assert torch.equal(counts, expected.detach())
+    weights = torch.rand(12, 3, 7, generator=generator, dtype=torch.float64).to(dtype)
+    (found,) = torch.autograd.grad((counts * weights).sum(), [trace])
+    (reference,) = torch.autograd.grad((expected * weights).sum(), [trace])
+    torch.testing.assert_close(found, reference)

@@ -10,8 +10,8 @@ recomputes states from checkpoints instead of storing them. The LIF cell is a po
 one leak channel and a threshold reset in that same step; nothing differs between the two layers
 but their cells.
 
-Spikes are upward crossings of ``threshold`` (mV) between steps, counted per bin. Their gradient
-is the fast-sigmoid surrogate of ``spikes.threshold_crossing`` (Zenke & Ganguli 2018):
+Spikes are upward crossings of ``threshold`` (mV) between steps, counted per bin (``surrogate.py``).
+Their gradient is the fast-sigmoid surrogate of ``spikes.threshold_crossing`` (Zenke & Ganguli 2018):
 ∂s/∂v = β / (1 + β·|v − θ|)² at the step's voltage (before a LIF reset), β = ``surrogate_beta``
 (1/mV). A LIF reset itself passes no gradient (the usual detached reset).
 
@@ -32,7 +32,7 @@ from ..channels import Channel, channel as library_channel
 from ..errors import ModelError
 from ..solvers import gradient_kernel
 from ..solvers.membrane import CompiledCell
-from ..spikes import threshold_crossing
+from .surrogate import spike_counts
 
 READOUTS = ("spikes", "voltage")
 # µA/cm² × µm² → nA
@@ -100,13 +100,7 @@ class SpikingLayer(nn.Module):
 
     def _spikes(self, trace, v_start):
         """Spike counts per bin (bins, batch, neurons) from the voltage after every step."""
-        before = torch.cat([v_start.unsqueeze(0), trace[:-1]]).detach()
-        if self.reset is not None:
-            # The voltage each step starts from is the previous one's after its reset.
-            threshold, v_reset = self.reset
-            before = torch.where(before >= threshold, torch.full_like(before, v_reset), before)
-        spikes = threshold_crossing(before, trace, self.threshold, self.surrogate_beta)
-        return spikes.reshape(-1, self.substeps, *spikes.shape[1:]).sum(1)
+        return spike_counts(trace, v_start, self.substeps, self.threshold, self.surrogate_beta, self.reset)
 
 
 class HHLayer(SpikingLayer):
