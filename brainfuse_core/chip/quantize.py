@@ -65,8 +65,8 @@ def quantize(model, duration, stimuli=(), probes=None, dt=0.025, substeps=4, cel
         entry, pop_arrays = _population(index, name, pop, block, receptors[name], formats, dt, celsius)
         current = _currents(name, pop, block, stimuli, steps * substeps, dt)
         entry["current_max_na"] = float(np.abs(current).max(initial=0.0))
-        starts, values = _schedule(to_fixed(current * dt / float(block.capacitance[0]), formats.v_frac))
-        pop_arrays.update({"current_starts": starts, "current_values": values, "current_float": current})
+        starts, drive = _schedule(current * dt / float(block.capacitance[0]))
+        pop_arrays.update({"current_starts": starts, "current_values": to_fixed(drive, formats.v_frac), "current_values_float": drive})
         manifest["populations"].append(entry)
         arrays.update({f"{entry['key']}_{key}": value for key, value in pop_arrays.items()})
     for k, proj in enumerate(net.projections):
@@ -185,11 +185,11 @@ def _currents(name, pop, block, stimuli, n_substeps, dt):
     return current
 
 
-def _schedule(raw):
+def _schedule(table):
     """Piecewise-constant form of a (substeps, cells) table: the substeps where any value changes, and the rows there."""
-    changes = np.flatnonzero(np.any(raw[1:] != raw[:-1], axis=1)) + 1
+    changes = np.flatnonzero(np.any(table[1:] != table[:-1], axis=1)) + 1
     starts = np.concatenate([[0], changes]).astype(np.int64)
-    return starts, raw[starts]
+    return starts, table[starts]
 
 
 def _projection(k, proj, names, net, blocks, receptors, fmt, dt, weight_bits):

@@ -13,16 +13,19 @@ from .fixed_point import from_fixed
 class ChipResult:
     """``spike_steps[pop]`` / ``spike_cells[pop]``: chip step and cell of every spike; ``probe_raw[name]``:
     (chip steps, cells) raw values at the end of each chip step (V in Q.v_frac, gates in Q.gate_frac);
-    ``counts``: activity counts; ``saturated``: how many values each saturating variable clipped."""
+    ``counts``: activity counts; ``saturated``: how many values each saturating variable clipped.
+    A floating-point run (``fixed=False``) has its probes in mV and fractions already."""
 
-    def __init__(self, manifest, spikes, probes, counts, saturated, backend, seconds=None):
+    def __init__(self, manifest, spikes, probes, counts, saturated, backend, seconds=None, fixed=True):
         self.manifest = manifest
         self.backend = backend
         self.seconds = seconds
+        self.fixed = fixed
         names = [pop["name"] for pop in manifest["populations"]]
         self.spike_steps = {name: np.asarray(s, dtype=np.int64) for name, (s, _) in zip(names, spikes)}
         self.spike_cells = {name: np.asarray(c, dtype=np.int64) for name, (_, c) in zip(names, spikes)}
-        self.probe_raw = {probe["name"]: np.asarray(p, dtype=np.int64) for probe, p in zip(manifest["probes"], probes)}
+        dtype = np.int64 if fixed else np.float64
+        self.probe_raw = {probe["name"]: np.asarray(p, dtype=dtype) for probe, p in zip(manifest["probes"], probes)}
         self.counts = counts
         self.saturated = {key: int(value) for key, value in saturated.items()}
 
@@ -42,6 +45,8 @@ class ChipResult:
     def traces(self):
         """Probed values in mV (v) or as fractions (gates), shape (cells, chip steps)."""
         fmt = self.manifest["formats"]
+        if not self.fixed:
+            return {name: raw.T for name, raw in self.probe_raw.items()}
         return {probe["name"]: from_fixed(self.probe_raw[probe["name"]], fmt["v_frac"] if probe["gate"] is None else fmt["gate_frac"]).T
                 for probe in self.manifest["probes"]}
 
@@ -70,6 +75,7 @@ class ChipResult:
                 return False, f"probe {name} differs first at chip step {step}"
         if self.counts != other.counts:
             return False, f"counts differ: {self.counts} vs {other.counts}"
-        if self.saturated != other.saturated:
+        common = sorted(set(self.saturated) & set(other.saturated))
+        if [self.saturated[k] for k in common] != [other.saturated[k] for k in common]:
             return False, f"saturations differ: {self.saturated} vs {other.saturated}"
         return True, "identical"
