@@ -101,7 +101,8 @@ def _generate(block, celsius, method, dt, threshold, step=False):
 
 
 def _kernel(source, name):
-    """The compiled kernel ``name`` of ``source``, generated once per source text and interpreter setting."""
+    """The compiled kernel ``name`` of ``source``, generated once per source text and interpreter setting
+    (a source may hold several kernels)."""
     key = (source, triton.knobs.runtime.interpret)
     if key not in _KERNELS:
         filename = f"<brainfuse triton kernel {len(_KERNELS)}>"
@@ -109,5 +110,5 @@ def _kernel(source, name):
         linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
         namespace = jitted({})
         exec(compile(source, filename, "exec"), namespace)  # our generated code, never user text
-        _KERNELS[key] = namespace[name]
-    return _KERNELS[key]
+        _KERNELS[key] = namespace
+    return _KERNELS[key][name]

@@ -50,15 +50,16 @@ def _reads_values(node):
     return any(isinstance(sub, (ast.Name, ast.Call)) for sub in ast.walk(node))
 
 
-def _without_powers(text):
-    return ast.unparse(_Powers().visit(ast.parse(text, mode="eval")))
+def without_powers(text):
+    """``text`` (an expression or a statement) with its powers rewritten as helper calls (``_Powers``)."""
+    return ast.unparse(_Powers().visit(ast.parse(text)))
 
 
 def body(block, celsius, method, dt, constant, synaptic=False):
     """Statements advancing one block of cells by one step of ``dt`` ms (``step_source.point_step`` in
     Triton's functions, powers rewritten; with ``synaptic`` they read ``lin_g`` µS and ``lin_ge`` nA);
     raises NotCompilable for what cannot be generated."""
-    return point_step(block, celsius, method, dt, constant, FUNCTIONS, rewrite=_without_powers, synaptic=synaptic)
+    return point_step(block, celsius, method, dt, constant, FUNCTIONS, rewrite=without_powers, synaptic=synaptic)
 
 
 def _detection(threshold, row, indent):
