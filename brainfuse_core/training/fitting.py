@@ -160,7 +160,7 @@ class Fit:
             from tqdm.auto import tqdm
 
             stage = "all" if horizon is None else f"first {horizon:g} ms"
-            bar = tqdm(total=steps, desc=f"fit restart {record.index + 1} ({stage})", unit="step", leave=False)
+            bar = tqdm(total=steps, desc=f"fit restart {record.index} ({stage})", unit="step", leave=False)
         best_at = []
         try:
             for step in range(steps):
