@@ -62,26 +62,37 @@ def run_lava(artifact, mode="fixed", timeout=300.0, folder=None, python=None):
             artifact = Artifact.load(artifact_dir)
         out = root / f"lava-{mode}"
         started = time.perf_counter()
-        _run([str(python), str(RUNNER), str(artifact_dir), str(out), "--mode", mode], timeout)
+        out.mkdir(parents=True, exist_ok=True)
+        _run([str(python), str(RUNNER), str(artifact_dir), str(out), "--mode", mode], timeout, out / "lava.log")
         seconds = time.perf_counter() - started
         return _read(artifact.manifest, out, mode, seconds)
 
 
-def _run(command, timeout):
-    # Lava starts worker processes of its own: run it in a session of its own so a timeout ends them all.
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        _, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.communicate()
-        raise LavaBackendError(f"the Lava process ran past its timeout of {timeout:g} s and was stopped; "
-                               "give run_lava a longer timeout= or deploy a shorter run or a smaller model") from None
+def _run(command, timeout, log):
+    # Lava starts worker processes of its own: the runner gets a session of its own so that a timeout or a
+    # failure ends them all, and writes to a file rather than a pipe, whose end the workers would hold open.
+    with open(log, "w") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _end_session(process.pid)
+            process.wait()
+            raise LavaBackendError(f"the Lava process ran past its timeout of {timeout:g} s and was stopped; "
+                                   "give run_lava a longer timeout= or deploy a shorter run or a smaller model") from None
+    _end_session(process.pid)
     if process.returncode != 0:
-        tail = "\n".join(stderr.strip().splitlines()[-12:])
+        tail = "\n".join(Path(log).read_text(errors="replace").strip().splitlines()[-12:])
         how = f"was killed by signal {-process.returncode}" if process.returncode < 0 else f"exited with code {process.returncode}"
         raise LavaBackendError(f"the Lava process {how}; its last output:\n{tail}\n"
                                f"If Lava itself is broken or missing, {SETUP_HINT}")
+
+
+def _end_session(pid):
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _read(manifest, out, mode, seconds):

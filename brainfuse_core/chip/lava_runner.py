@@ -11,8 +11,8 @@ each with its own ``Loihi2SimCfg`` runtime (a Lava run covers the processes conn
 it is started on).
 
 Writes ``OUT/result.npz`` (spike steps and cells per population, probe arrays) and
-``OUT/result.json`` (activity counts, saturations, timings in s). Exits non-zero on failure with
-the traceback on stderr.
+``OUT/result.json`` (activity counts, saturations, timings in s). On failure it prints the
+traceback and exits with code 1 at once: Lava's workers of a failed run would otherwise keep it alive.
 """
 
 import argparse
@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+import traceback
 import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -157,4 +158,10 @@ def _write(out, manifest, artifact, pops, timings):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BaseException:
+        # A failed Lava run leaves its runtime's workers alive, and they would keep this process from exiting.
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
