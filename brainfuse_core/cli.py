@@ -2,7 +2,9 @@
 
 ``brainfuse serve [PROJECT]`` starts the workbench (a web app on localhost);
 ``brainfuse run PROJECT`` simulates a project file and writes traces, spikes, a summary and a
-plot; ``brainfuse validate`` runs the validation cases against the reference simulators.
+plot; ``brainfuse validate`` runs the validation cases against the reference simulators;
+``brainfuse train PROJECT`` runs a project's HH-vs-LIF experiment (its "training" section) and
+writes the results table, plots and trained models.
 Problems with the user's input print one line ``error: ...`` and exit with status 2; a
 failed validation case exits with status 1.
 """
@@ -57,6 +59,16 @@ def _parser():
                                 description="Run the validation cases and print a pass/fail table.")
     validate.add_argument("--quick", action="store_true", help="shorter, coarser variants of each case (for CI)")
     validate.set_defaults(handler=_validate)
+
+    train = verbs.add_parser("train", help="run a project's HH-vs-LIF training experiment",
+                             description="Train the project's network with HH and LIF neurons over several seeds, evaluate "
+                                         "them and save the results table, plots and models.")
+    train.add_argument("project", type=Path, help="a project file (.json) with a training section")
+    train.add_argument("--out", type=Path, help="output directory (default: out/<project name>)")
+    train.add_argument("--quick", action="store_true", help="the project's short smoke-test settings")
+    train.add_argument("--neuron", choices=("hh", "lif", "both"), default="both", help="which neurons (default both)")
+    train.add_argument("--seeds", type=_positive_count, help="use seeds 0..N-1 (default: the project's seeds)")
+    train.set_defaults(handler=_train)
     return parser
 
 
@@ -67,6 +79,16 @@ def _positive_ms(text):
         raise argparse.ArgumentTypeError(f"not a number of ms: {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number of ms, got {text}")
+    return value
+
+
+def _positive_count(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
@@ -106,6 +128,24 @@ def _run(args):
         print(f"  {name}: {_count(summary['spikes'], 'spike')}, mean rate {summary['mean_rate_hz']:.2f} Hz "
               f"over {_count(n_cells, 'cell')}")
     print(f"wrote {out}/: traces.npz, spikes.csv, summary.json, plot.png")
+    return 0
+
+
+def _train(args):
+    from .training.experiments import TrainingSpec, run_experiment
+
+    spec = TrainingSpec.from_project(load_project(args.project))
+    if args.quick:
+        spec = spec.quick()
+    if args.neuron != "both":
+        spec = spec.replace(neurons=(args.neuron,))
+    if args.seeds is not None:
+        spec = spec.replace(seeds=tuple(range(args.seeds)))
+    out = args.out if args.out is not None else Path("out") / args.project.stem
+    results = run_experiment(spec, out, quick=args.quick)
+    print((out / "results.md").read_text(encoding="utf-8"))
+    plots = "learning_curves.png" + (", accuracy_vs_severity.png" if spec.task == "digits_noise" else "")
+    print(f"wrote {out}/: results.json, results.md, {plots}, models/ ({len(results['runs'])} trained models)")
     return 0
 
 

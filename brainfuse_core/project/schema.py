@@ -238,6 +238,42 @@ RUN = obj(
 LAYOUT = obj({"populations": named({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2,
                                     "message": "a position is [x, y]"})})
 
+# The HH-vs-LIF experiments (training/experiments.py, ``brainfuse train``): every field has a default
+# there; "quick" overrides any of them for the smoke run (``--quick``). Cross-checks (the cell is a
+# one-compartment cell, dt divides bin_ms, the data options exist) are made when the spec is built.
+TRAINING_TASKS = ["digits_noise", "digits_rows", "delayed_match", "temporal_xor"]
+CORRUPTION_NAMES = ["gaussian_noise", "shot_noise", "impulse_noise", "gaussian_blur", "contrast"]
+CONSTANT_TABLES = {"enum": ["cifar10c", "imagenet_c"], "message": "corruption constants are cifar10c or imagenet_c"}
+COUNT = {"type": "integer", "minimum": 1}
+TRAINING_SETTINGS = {
+    "task": {"enum": TRAINING_TASKS},
+    "neurons": {**listing({"enum": ["hh", "lif"]}, min_items=1), "uniqueItems": True},
+    "cell": IDENTIFIER,
+    "hidden": COUNT,
+    "bins": COUNT,
+    "bin_ms": positive("ms"),
+    "dt": positive("ms"),
+    "celsius": number("°C"),
+    "threshold": number("mV"),
+    "learn_conductances": {"type": "boolean"},
+    "lif": obj({"tau_m": positive("ms"), "threshold": number("mV"), "v_reset": number("mV"), "v_rest": number("mV"),
+                "learn_tau": {"type": "boolean"}}),
+    "input_scale": obj({"hh": positive("µA/cm² per unit"), "lif": positive("µA/cm² per unit")}),
+    "readout": {"enum": ["count", "voltage"]},
+    "surrogate_beta": positive("1/mV"),
+    "epochs": COUNT,
+    "batch_size": COUNT,
+    "learning_rate": positive("(Adam step size)"),
+    "seeds": {**listing({"type": "integer", "minimum": 0}, min_items=1), "uniqueItems": True},
+    "corruptions": {**listing({"enum": CORRUPTION_NAMES}, min_items=1), "uniqueItems": True},
+    "severities": {**listing({"type": "integer", "minimum": 1, "maximum": 5}, min_items=1), "uniqueItems": True},
+    "constants": {"type": ["string", "object"], "message": "must be cifar10c, imagenet_c or an object corruption → table",
+                  "if": {"type": "string"}, "then": CONSTANT_TABLES,
+                  "else": obj({name: CONSTANT_TABLES for name in CORRUPTION_NAMES})},
+    "data": {"type": "object", "additionalProperties": {"type": ["number", "string", "boolean", "array"]}},
+}
+TRAINING = obj({**TRAINING_SETTINGS, "quick": obj(TRAINING_SETTINGS)}, ["task"])
+
 PROJECT = obj(
     {
         "format": {"const": FORMAT},
@@ -251,6 +287,7 @@ PROJECT = obj(
         "recordings": listing(RECORDING),
         "run": RUN,
         "layout": LAYOUT,
+        "training": TRAINING,
     },
     ["format", "version", "cells", "circuit", "run"],
 )
@@ -263,6 +300,17 @@ def check_structure(data):
     """Raise a ProjectError for the most relevant structural problem in ``data``, if any."""
     check_header(data)
     error = best_match(_VALIDATOR.iter_errors(data))
+    if error is not None:
+        path, message = describe(error)
+        raise ProjectError(path, message)
+
+
+_TRAINING_VALIDATOR = Draft202012Validator(obj({"training": TRAINING}))
+
+
+def check_training(section):
+    """Raise a ProjectError (path ``training.…``) for the most relevant structural problem of a training section."""
+    error = best_match(_TRAINING_VALIDATOR.iter_errors({"training": section}))
     if error is not None:
         path, message = describe(error)
         raise ProjectError(path, message)
