@@ -316,9 +316,9 @@ class Simulation:
         return run
 
     def _gradient_chunk(self, keys, start, stop):
-        """A differentiable chunk through the compiled gradient kernels, one call per population
-        (``solvers/gradient_kernel.py`` for point cells, ``solvers/cable_gradient.py`` for cells of
-        several compartments): states are recomputed from checkpoints in the backward pass instead of
+        """A differentiable chunk through the generated gradient kernels, one call per population
+        (``solvers/gradient_kernel.py`` for point cells, ``gpu/point_backward.py`` for them on a CUDA
+        device, ``solvers/cable_gradient.py`` for cells of several compartments): states are recomputed from checkpoints in the backward pass instead of
         stored. Spike trains, when recorded, keep their surrogate gradient, as on the tensor path."""
 
         def run(*values):
@@ -327,7 +327,12 @@ class Simulation:
             for name, block in self._blocks.items():
                 injected, rows = self._chunk_injections(block, start, stop)
                 local = {key: state[f"{name}/{key}"] for key in block.state_names()}
-                if block.size == 1:
+                if block.size == 1 and self.device.type == "cuda":
+                    from .gpu import point_backward
+
+                    trace, final = point_backward.run_with_gradients(block, local, self.dt, injected[rows], self.celsius,
+                                                                     self.method)
+                elif block.size == 1:
                     trace, final = gradient_kernel.run_with_gradients(block, local, self.dt, injected[rows], self.celsius,
                                                                       self.method, threads=self.threads)
                     at_spike_node = torch.cat([local["v"][..., 0].unsqueeze(0), trace])
@@ -365,13 +370,22 @@ class Simulation:
         return tuple(out)
 
     def _can_run_gradient_kernels(self):
-        """Whether a differentiable run can go through the compiled gradient kernels: on the CPU,
-        populations without synapses, spike sources or voltage clamps, every cell one the kernels
-        support (scalar parameters), voltage probes only."""
-        if self.device.type != "cpu" or self._projections or self._sources:
+        """Whether a differentiable run can go through the generated gradient kernels: populations
+        without synapses, spike sources or voltage clamps, every cell one the kernels support (scalar
+        parameters), voltage probes only; on the CPU (numba) any cell, on a CUDA device (Triton) point
+        cells."""
+        if self._projections or self._sources:
+            return False
+        if self.device.type == "cuda":
+            if importlib.util.find_spec("triton") is None or any(block.size != 1 for block in self._blocks.values()):
+                return False
+            from .gpu import point_backward as point_kernels
+        elif self.device.type == "cpu":
+            point_kernels = gradient_kernel
+        else:
             return False
         for block in self._blocks.values():
-            kernels = gradient_kernel if block.size == 1 else cable_gradient
+            kernels = point_kernels if block.size == 1 else cable_gradient
             if block.clamps or not kernels.supports(block, self.celsius, self.method, self.dt):
                 return False
         return all(probe.variable == "v" for probe, _, _, _ in self._probe_sites)

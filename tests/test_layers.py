@@ -12,7 +12,8 @@ from brainfuse_core.errors import ModelError
 from brainfuse_core.solvers.membrane import CompiledCell
 from brainfuse_core.spikes import threshold_crossing
 from brainfuse_core.training.layers import HHLayer, LIFLayer
-from brainfuse_core.training.surrogate import spike_counts
+from brainfuse_core.training.surrogate import _tensor_counts, spike_counts
+from conftest import triton_interpreter
 
 AREA = 1000.0  # µm²
 TO_NA = AREA * 1e-5  # µA/cm² → nA on this area
@@ -163,7 +164,28 @@ def test_fused_spike_counts_equal_summed_threshold_crossings(dtype, reset):
     expected = threshold_crossing(before, trace, -50.0, 0.7).reshape(12, 5, 3, 7).sum(1)
     assert counts.dtype == dtype and counts.sum() > 10
     assert torch.equal(counts, expected.detach())
+    assert torch.equal(_tensor_counts(trace, v_start, 5, -50.0, 0.7, reset), counts), "the GPU form"
     weights = torch.rand(12, 3, 7, generator=generator, dtype=torch.float64).to(dtype)
     (found,) = torch.autograd.grad((counts * weights).sum(), [trace])
     (reference,) = torch.autograd.grad((expected * weights).sum(), [trace])
     torch.testing.assert_close(found, reference)
+
+
+def test_layers_on_the_triton_gradient_kernels_match_the_cpu_kernels():
+    """engine="triton" (what a CUDA input gets) under Triton's interpreter: the same spikes and
+    gradients as the compiled CPU kernels, HH and LIF."""
+    for make in (lambda engine: HHLayer(3, bin_ms=0.5, dt=0.05, engine=engine, checkpoint_every=5),
+                 lambda engine: LIFLayer(3, bin_ms=0.5, dt=0.25, engine=engine, learn_tau=True, checkpoint_every=5)):
+        results = []
+        for engine in ("auto", "triton"):
+            layer = make(engine)
+            density = _input(2, 12, 3, 25.0, seed=5)
+            with triton_interpreter(engine == "triton"):
+                spikes = layer(density)
+                weights = torch.linspace(1.0, -0.5, 12, dtype=torch.float64)[None, :, None]
+                grads = torch.autograd.grad((spikes * weights).sum(), [density, *layer.parameters()])
+            results.append((spikes, grads))
+        (cpu_spikes, cpu_grads), (triton_spikes, triton_grads) = results
+        assert cpu_spikes.sum() > 0 and torch.equal(cpu_spikes, triton_spikes)
+        for a, b in zip(cpu_grads, triton_grads):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)

@@ -15,6 +15,10 @@ Their gradient is the fast-sigmoid surrogate of ``spikes.threshold_crossing`` (Z
 ∂s/∂v = β / (1 + β·|v − θ|)² at the step's voltage (before a LIF reset), β = ``surrogate_beta``
 (1/mV). A LIF reset itself passes no gradient (the usual detached reset).
 
+On a CUDA device the layers run the Triton gradient kernels (``gpu/point_backward.py``, the same
+statements rendered for the GPU); ``engine="triton"`` asks for them on the CPU too, where they run
+under Triton's interpreter (TRITON_INTERPRET=1), which only tests need.
+
 Every forward starts from rest (``stateful=False``, the default) or from where the previous call
 ended (``stateful=True``, detached; ``reset_state()`` returns to rest). Outputs follow the input's
 device and dtype. On the CPU the kernels compute in float64 whatever the input's dtype; the model's
@@ -35,6 +39,7 @@ from ..solvers.membrane import CompiledCell
 from .surrogate import spike_counts
 
 READOUTS = ("spikes", "voltage")
+ENGINES = ("auto", "triton")
 # µA/cm² × µm² → nA
 _DENSITY_TO_NA = 1e-5
 
@@ -45,7 +50,7 @@ class SpikingLayer(nn.Module):
     ``reset`` (threshold, v_reset) mV for integrate-and-fire cells or None."""
 
     def __init__(self, size, *, bin_ms, dt, threshold, celsius, surrogate_beta, output, stateful, v_rest,
-                 checkpoint_every):
+                 checkpoint_every, engine):
         super().__init__()
         if not (isinstance(size, int) and size > 0):
             raise ModelError(f"a spiking layer needs a positive number of neurons, got size={size!r}")
@@ -55,12 +60,14 @@ class SpikingLayer(nn.Module):
         substeps = bin_ms / dt
         if abs(substeps - round(substeps)) > 1e-9 * substeps:
             raise ModelError(f"bin_ms ({bin_ms} ms) must be a whole number of steps of dt ({dt} ms)")
+        if engine not in ENGINES:
+            raise ModelError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         if output not in READOUTS:
             raise ModelError(f"output must be one of {', '.join(READOUTS)}, got {output!r}")
         self.size, self.bin_ms, self.dt, self.substeps = size, float(bin_ms), float(dt), int(round(substeps))
         self.threshold, self.celsius, self.surrogate_beta = float(threshold), float(celsius), float(surrogate_beta)
         self.output, self.stateful, self.v_rest = output, stateful, float(v_rest)
-        self.checkpoint_every = checkpoint_every
+        self.checkpoint_every, self.engine = checkpoint_every, engine
         self._state = None
 
     reset = None
@@ -78,24 +85,39 @@ class SpikingLayer(nn.Module):
         if not torch.isfinite(current_density.detach()).all():
             raise ModelError(f"{type(self).__name__}: the input current holds NaN or infinite values")
         batch, bins, _ = current_density.shape
-        # The kernels compute in float64; the trace and the spikes around them keep the input's
+        # The CPU kernels compute in float64; the trace and the spikes around them keep the input's
         # precision, which halves the memory and time of a float32 model's surrogate.
         dtype = current_density.dtype if current_density.dtype in (torch.float32, torch.float64) else torch.float32
-        block = CompiledCell(self._cell(), dtype, "cpu")
-        state = self._initial_state(block, batch, dtype)
-        amps = current_density.to(device="cpu", dtype=dtype) * (float(block.area[0]) * _DENSITY_TO_NA)
+        kernels, device = self._engine(current_density.device)
+        block = CompiledCell(self._cell(), dtype, device)
+        state = self._initial_state(block, batch, dtype, device)
+        amps = current_density.to(device=device, dtype=dtype) * (float(block.area[0]) * _DENSITY_TO_NA)
         injected = amps.transpose(0, 1).repeat_interleave(self.substeps, dim=0)
-        trace, final = gradient_kernel.run_with_gradients(block, state, self.dt, injected, self.celsius,
-                                                          checkpoint_every=self.checkpoint_every, reset=self.reset)
+        trace, final = kernels.run_with_gradients(block, state, self.dt, injected, self.celsius,
+                                                  checkpoint_every=self.checkpoint_every, reset=self.reset)
         if self.stateful:
             self._state = {name: value.detach() for name, value in final.items()}
         out = self._spikes(trace, state["v"][..., 0]) if self.output == "spikes" else trace[self.substeps - 1::self.substeps]
         return out.transpose(0, 1).to(device=current_density.device, dtype=current_density.dtype)
 
-    def _initial_state(self, block, batch, dtype):
-        if self._state is not None and self._state["v"].shape[0] == batch and self._state["v"].dtype == dtype:
-            return self._state
-        rest = torch.full((batch, self.size, 1), self.v_rest, dtype=dtype)
+    def _engine(self, device):
+        """(kernels, device): the Triton gradient kernels where the input lives on a CUDA device (or
+        where ``engine="triton"`` asks for them: on the CPU that is Triton's interpreter, for tests),
+        else the compiled CPU kernels."""
+        if device.type != "cuda" and self.engine != "triton":
+            return gradient_kernel, torch.device("cpu")
+        try:
+            from ..gpu import point_backward
+        except ImportError:
+            raise ModelError(f"{type(self).__name__} on {device} needs Triton (pip install triton), "
+                             "or move the model to the CPU") from None
+        return point_backward, device
+
+    def _initial_state(self, block, batch, dtype, device):
+        state = self._state
+        if state is not None and state["v"].shape[0] == batch and state["v"].dtype == dtype and state["v"].device == device:
+            return state
+        rest = torch.full((batch, self.size, 1), self.v_rest, dtype=dtype, device=device)
         return block.initial_state(rest, self.celsius)
 
     def _spikes(self, trace, v_start):
@@ -115,9 +137,10 @@ class HHLayer(SpikingLayer):
 
     def __init__(self, size, channels=("hh_na", "hh_k", "leak"), *, bin_ms=1.0, dt=0.05, threshold=-20.0, celsius=6.3,
                  area=1000.0, cm=1.0, reversals=None, learn_conductances=True, surrogate_beta=0.5, output="spikes",
-                 stateful=False, v_rest=-65.0, checkpoint_every=None):
+                 stateful=False, v_rest=-65.0, checkpoint_every=None, engine="auto"):
         super().__init__(size, bin_ms=bin_ms, dt=dt, threshold=threshold, celsius=celsius, surrogate_beta=surrogate_beta,
-                         output=output, stateful=stateful, v_rest=v_rest, checkpoint_every=checkpoint_every)
+                         output=output, stateful=stateful, v_rest=v_rest, checkpoint_every=checkpoint_every,
+                         engine=engine)
         self.channels = [library_channel(c) if isinstance(c, str) else c for c in channels]
         if not self.channels or not all(isinstance(c, Channel) for c in self.channels):
             raise ModelError("HHLayer needs channels: library names (e.g. 'hh_na') or Channel objects")
@@ -150,9 +173,10 @@ class LIFLayer(SpikingLayer):
 
     def __init__(self, size, *, tau_m=10.0, threshold=-50.0, v_reset=-65.0, v_rest=-65.0, bin_ms=1.0, dt=0.05,
                  area=1000.0, cm=1.0, learn_tau=False, surrogate_beta=0.5, output="spikes", stateful=False,
-                 checkpoint_every=None):
+                 checkpoint_every=None, engine="auto"):
         super().__init__(size, bin_ms=bin_ms, dt=dt, threshold=threshold, celsius=6.3, surrogate_beta=surrogate_beta,
-                         output=output, stateful=stateful, v_rest=v_rest, checkpoint_every=checkpoint_every)
+                         output=output, stateful=stateful, v_rest=v_rest, checkpoint_every=checkpoint_every,
+                         engine=engine)
         if not (tau_m > 0 and v_reset < threshold):
             raise ModelError(f"LIFLayer needs tau_m > 0 ms and v_reset < threshold (got {tau_m}, {v_reset}, {threshold})")
         self.area, self.cm = float(area), float(cm)

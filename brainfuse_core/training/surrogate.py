@@ -13,6 +13,8 @@ import numba
 import numpy as np
 import torch
 
+from ..spikes import threshold_crossing
+
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _start(trace, v_start, k, i, has_reset, reset_threshold, v_reset):
@@ -49,8 +51,19 @@ def _surrogate(trace, v_start, d_counts, substeps, threshold, beta, has_reset, r
 
 def spike_counts(trace, v_start, substeps, threshold, beta, reset=None):
     """Spikes per bin (steps / substeps, ...) from ``trace`` (steps, ...) mV, v after every step, and
-    ``v_start`` (...) mV, v before the first; gradients reach ``trace`` (not ``v_start``)."""
+    ``v_start`` (...) mV, v before the first; gradients reach ``trace`` (not ``v_start``). Off the
+    CPU (a trace on a GPU) the same counts and gradient come from tensor operations."""
+    if trace.device.type != "cpu":
+        return _tensor_counts(trace, v_start, int(substeps), threshold, beta, reset)
     return _SpikeCounts.apply(trace, v_start.detach(), int(substeps), float(threshold), float(beta), reset)
+
+
+def _tensor_counts(trace, v_start, substeps, threshold, beta, reset):
+    before = torch.cat([v_start.detach().unsqueeze(0).to(trace.dtype), trace[:-1].detach()])
+    if reset is not None:
+        before = torch.where(before >= reset[0], torch.full_like(before, reset[1]), before)
+    spikes = threshold_crossing(before, trace, threshold, beta)
+    return spikes.reshape(-1, substeps, *spikes.shape[1:]).sum(1)
 
 
 class _SpikeCounts(torch.autograd.Function):
