@@ -32,6 +32,10 @@ n = 10⁴, 10⁵, 10⁶, 10⁷ in float32 and float64. It prints a table and wri
 * the Triton tree (Hines) solve (``gpu/hines.py``) on a 100-segment cable for 10⁴..10⁶ cells:
   agreement with the CPU solve (forward and gradients) and time per solve.
 * a correctness check of the kernel on the device against the tensor path on the CPU.
+* the issue's layer bar on the device: forward + backward of an HHLayer against a LIFLayer of the
+  same width (64 × 512 neurons, 100 bins of 1 ms at dt 0.1 ms, float32) through the Triton gradient
+  kernels (``gpu/point_backward.py``): time and peak device memory ratios, spikes checked against
+  the CPU kernels.
 
 Peaks (NVIDIA H200 Tensor Core GPU datasheet, SXM: nvidia.com/en-us/data-center/h200): HBM3e
 4.8 TB/s, FP32 67 TFLOP/s, FP64 34 TFLOP/s (non-tensor). Special-function unit: 16 results per
@@ -444,6 +448,69 @@ def print_trees(trees):
                   f"{row['bandwidth_d_b_in_x_out_bytes_per_s'] / 1e9:.0f} GB/s on d, b in and x out")
 
 
+def layers_hh_vs_lif(device, batch, width, bins, repeats):
+    """Forward + backward of Linear(64 → width) + HHLayer or LIFLayer (bins of 1 ms at dt 0.1 ms) on
+    ``device``, float32, through the Triton gradient kernels: median time after a warm-up and peak
+    device memory (torch.cuda.max_memory_allocated above what the model held before), with the
+    spikes and gradients of the same run on the CPU kernels as a check (float64 there)."""
+    from torch import nn
+
+    from brainfuse_core.training.layers import HHLayer, LIFLayer
+
+    rows = {}
+    for kind, make in (("lif", LIFLayer), ("hh", HHLayer)):
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Linear(64, width), make(width, bin_ms=1.0, dt=0.1, engine="triton")).to(device)
+        with torch.no_grad():
+            model[0].weight.mul_(20.0)
+            model[0].bias.fill_(4.0)
+        x = torch.rand(batch, bins, 64, device=device)
+
+        def step():
+            model.zero_grad()
+            synchronize(device)
+            started = time.perf_counter()
+            spikes = model(x)
+            (spikes.sum(1) ** 2).mean().backward()
+            synchronize(device)
+            return time.perf_counter() - started, spikes
+
+        first_s, _ = step()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        held = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
+        times = [step()[0] for _ in range(repeats)]
+        peak = torch.cuda.max_memory_allocated(device) - held if device.type == "cuda" else None
+        _, spikes = step()
+        reference = model.to("cpu", torch.float64)
+        reference[1].engine = "auto"
+        expected = reference(x.to("cpu", torch.float64))
+        rows[kind] = {"seconds": statistics.median(times), "first_call_s": first_s, "peak_bytes": peak,
+                      "neuron_steps": batch * width * bins * 10,
+                      "spikes_differing_from_cpu": int((spikes.detach().cpu().double() != expected.detach()).sum()),
+                      "spikes": float(expected.sum())}
+    rows["time_ratio_hh_over_lif"] = rows["hh"]["seconds"] / rows["lif"]["seconds"]
+    if rows["hh"]["peak_bytes"]:
+        rows["memory_ratio_hh_over_lif"] = rows["hh"]["peak_bytes"] / rows["lif"]["peak_bytes"]
+    return rows
+
+
+def print_layers(layers):
+    if "error" in layers:
+        print(f"\nHH vs LIF layers: {layers['error']}")
+        return
+    print("\nHH vs LIF layer, forward + backward (float32, Triton gradient kernels): "
+          f"{layers['hh']['neuron_steps']:.2e} neuron-steps")
+    for kind in ("lif", "hh"):
+        row = layers[kind]
+        peak = "" if row["peak_bytes"] is None else f", peak {row['peak_bytes'] / 2**20:.0f} MiB"
+        print(f"{kind.upper():>4}: {row['seconds']:.4f} s (first {row['first_call_s']:.1f} s){peak}, "
+              f"{row['spikes_differing_from_cpu']} of {row['spikes']:.0f} spikes differ from the CPU kernels")
+    memory = layers.get("memory_ratio_hh_over_lif")
+    print(f"HH / LIF: time {layers['time_ratio_hh_over_lif']:.2f}x (bar ≤ 1.3)"
+          + (f", memory {memory:.2f}x (bar ≤ 1.1)" if memory else ""))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Triton kernels on a CUDA GPU: throughput, bandwidth, flops, NEURON")
     parser.add_argument("--out", help="write the results as JSON here")
@@ -513,9 +580,13 @@ def main(argv=None):
     for name in args.dtypes:
         if time.perf_counter() - began < args.budget_s:
             report["tree_solve"].append(guarded(tree_solves, device, DTYPES[name], tree_sizes, min(seconds, 1.0)))
+    print_trees(report["tree_solve"])
+    if time.perf_counter() - began < args.budget_s:
+        shape = (2, 8, 4, 1) if args.smoke else (64, 512, 100, 5)
+        report["layers"] = guarded(layers_hh_vs_lif, device, *shape)
+        print_layers(report["layers"])
     report["wall_s"] = time.perf_counter() - began
     save()
-    print_trees(report["tree_solve"])
     print(f"\nwall {report['wall_s']:.0f} s" + (f"; JSON in {args.out}" if args.out else ""))
 
 
