@@ -31,7 +31,7 @@ def small_network():
     net = bf.Network([bf.Population("exc", cell, 4), bf.Population("inh", cell, 3)])
     net.connect(bf.Projection("exc", "inh", bf.ExpSynapse(2.0, 0.0), torch.linspace(0.002, 0.008, 12, dtype=torch.float64),
                               rule=bf.AllToAll()))
-    net.connect(bf.Projection("inh", "exc", bf.ExpSynapse(5.0, -80.0), 0.004, rule=bf.AllToAll()))
+    net.connect(bf.Projection("inh", "exc", bf.ExpSynapse(5.0, -80.0), 0.004, rule=bf.AllToAll(), initial_conductance=0.002))
     stimuli = [bf.IClamp(amp=a, delay=2.0, dur=60.0, density=True, population="exc", cells=[i], name=f"drive{i}")
                for i, a in enumerate((8.0, 12.0, 20.0, 40.0))]
     probes = [bf.Probe("exc", "v"), bf.Probe("inh", "v"), bf.Probe("inh", "hh_k.n", cells=[1])]

@@ -81,7 +81,7 @@ class Artifact:
         return {
             "v": self.arrays[f"{prefix}_v0"].astype(np.int64).copy(),
             "gates": self.arrays[f"{prefix}_gates0"].astype(np.int64).copy(),
-            "syn": np.zeros((len(pop["receptors"]), pop["n"]), dtype=np.int64),
+            "syn": self.arrays[f"{prefix}_syn0"].astype(np.int64).copy(),
         }
 
     def current_schedule(self, index):

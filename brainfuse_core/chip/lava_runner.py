@@ -111,7 +111,7 @@ def _population(artifact, index, fixed, process):
         }
         schedule = (artifact.arrays[f"{key}_current_starts"], artifact.arrays[f"{key}_current_values_float"])
         initial = {"v": artifact.arrays[f"{key}_v0_float"], "gates": artifact.arrays[f"{key}_gates0_float"],
-                   "syn": np.zeros((n_receptors, n))}
+                   "syn": artifact.arrays[f"{key}_syn0_float"]}
     return process(n=n, n_receptors=n_receptors, steps=manifest["steps"], n_probed=n_probed, constants=constants,
                    schedule=schedule, fmt=fmt, substeps=manifest["substeps"], probe_rows=probe_rows, **initial)
 

@@ -7,7 +7,8 @@ tables, so the channel definitions stay the one source of the kinetics. The arit
 Q-formats are those of ``fixed_point.py``; weights go through ``weights.quantize_weights``.
 
 What maps to the chip: populations of one-compartment cells whose gates depend on voltage only;
-exponential synapses (one receptor per distinct τ and reversal on a population); projections as
+exponential synapses (one receptor per distinct τ and reversal on a population, starting from the
+projections' initial conductances); projections as
 dense mantissa matrices delivered one chip step after the spike (Lava's Dense); current clamps,
 evaluated per substep from the stimulus itself and stored as a piecewise-constant schedule.
 Anything else is refused with a ModelError that says so.
@@ -69,6 +70,9 @@ def quantize(model, duration, stimuli=(), probes=None, dt=0.025, substeps=4, cel
         pop_arrays.update({"current_starts": starts, "current_values": to_fixed(drive, formats.v_frac), "current_values_float": drive})
         manifest["populations"].append(entry)
         arrays.update({f"{entry['key']}_{key}": value for key, value in pop_arrays.items()})
+    for index, name in enumerate(names):
+        syn0 = _initial_conductances(net, name, receptors[name], blocks[name], dt)
+        arrays.update({f"pop{index}_syn0": to_fixed(syn0, formats.g_frac, 32), f"pop{index}_syn0_float": syn0})
     for k, proj in enumerate(net.projections):
         entry, proj_arrays = _projection(k, proj, names, net, blocks, receptors, formats, dt, weight_bits)
         manifest["projections"].append(entry)
@@ -103,8 +107,6 @@ def _receptors(net):
         if not isinstance(proj.synapse, ExpSynapse):
             raise ModelError(f"projection {proj.name}: only exponential synapses (bf.ExpSynapse) are deployed to the chip yet, "
                              f"got {proj.synapse.kind}")
-        if proj.initial_conductance is not None:
-            raise ModelError(f"projection {proj.name}: an initial synaptic conductance is not deployed to the chip")
         key = (float(proj.synapse.tau), float(proj.synapse.e_rev))
         if key not in receptors[proj.post]:
             receptors[proj.post].append(key)
@@ -190,6 +192,18 @@ def _schedule(table):
     changes = np.flatnonzero(np.any(table[1:] != table[:-1], axis=1)) + 1
     starts = np.concatenate([[0], changes]).astype(np.int64)
     return starts, table[starts]
+
+
+def _initial_conductances(net, name, receptors, block, dt):
+    """(receptors, cells) synaptic G = g·dt/C at t = 0: the projections' initial conductances (µS), summed per receptor."""
+    n = net.populations[name].n
+    syn0 = np.zeros((len(receptors), n))
+    for proj in net.projections:
+        if proj.post == name and proj.initial_conductance is not None:
+            receptor = receptors.index((float(proj.synapse.tau), float(proj.synapse.e_rev)))
+            g_us = np.broadcast_to(np.asarray(torch.as_tensor(proj.initial_conductance, dtype=torch.float64).detach()), (n,))
+            syn0[receptor] += g_us * dt / float(block.capacitance[0])
+    return syn0
 
 
 def _projection(k, proj, names, net, blocks, receptors, fmt, dt, weight_bits):
