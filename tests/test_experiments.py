@@ -65,7 +65,7 @@ def test_cells_that_cannot_make_layer_neurons_are_refused():
 
 def test_projects_give_specs_whose_hh_neurons_are_the_project_cell():
     spec = TrainingSpec.from_project(TEMPORAL)
-    assert spec.task == "delayed_match" and spec.seeds == (0, 1, 2) and spec.neurons == ("hh", "lif")
+    assert spec.task == "temporal_xor" and spec.seeds == (0, 1, 2) and spec.neurons == ("hh", "lif")
     options = spec.hh_options()
     densities = {channel.name: channel.gbar for channel in options["channels"]}
     assert densities == {"hh_na": 0.12, "hh_k": 0.036, "leak": 0.0003, "m_current": 0.01}

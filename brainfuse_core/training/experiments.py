@@ -56,6 +56,7 @@ from .models import NEURONS, SpikingClassifier, spiking_layer
 TASKS = ("digits_noise", "digits_rows", "delayed_match", "temporal_xor")
 SPIKE_TASKS = {"digits_rows": None, "delayed_match": datasets.delayed_match_to_sample, "temporal_xor": datasets.temporal_xor}
 MEMORY_PROBE_BATCHES = 3
+INPUT_SCALE = {"hh": 40.0, "lif": 8.0}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +76,7 @@ class TrainingSpec:
     threshold: float = -20.0
     learn_conductances: bool = True
     lif: dict = dataclasses.field(default_factory=dict)
-    input_scale: dict = dataclasses.field(default_factory=lambda: {"hh": 40.0, "lif": 8.0})
+    input_scale: dict = dataclasses.field(default_factory=lambda: dict(INPUT_SCALE))
     readout: str = "count"
     surrogate_beta: float = 0.5
     epochs: int = 10
@@ -95,6 +96,7 @@ class TrainingSpec:
         check_training(self.section())
         for key in ("neurons", "seeds", "corruptions", "severities"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
+        object.__setattr__(self, "input_scale", {**INPUT_SCALE, **self.input_scale})
         substeps = self.bin_ms / self.dt
         if abs(substeps - round(substeps)) > 1e-9 * substeps:
             raise ProjectError("training.dt", f"bin_ms ({self.bin_ms} ms) must be a whole number of steps of dt ({self.dt} ms)")
@@ -104,6 +106,11 @@ class TrainingSpec:
             unknown = sorted(set(self.data) - {"split_seed"})[0]
             raise ProjectError(f"training.data.{unknown}", "task 'digits_noise' has one data option, split_seed")
         self.hh_options()
+        if self.quick_settings and not self.smoke:
+            try:
+                self.quick()
+            except ProjectError as err:
+                raise ProjectError("training.quick", f"the quick settings do not make a valid spec: {err}") from None
 
     @classmethod
     def from_dict(cls, section, project_data=None, name="experiment"):
