@@ -14,6 +14,8 @@ if [ ! -x /usr/bin/chromium ]; then
     echo "note: /usr/bin/chromium is missing; the browser tests need it (sudo apt-get install chromium)" >&2
   fi
 fi
+# Intel's Lava (chip backend) lives in its own Python 3.10 environment, .venv-lava (idempotent, fast when done).
+bash .ci/lava_env.sh
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
