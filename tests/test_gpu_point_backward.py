@@ -7,7 +7,7 @@ values). Every library channel on its own, squid HH, the Traub–Miles cell and 
 and tabulated gates; float64 and float32, both methods; a lowering to a CUDA binary.
 
 TRITON_INTERPRET=1 is set by a module fixture before the kernels are first generated, and restored
-afterwards. Sizes are small (3 cells, 40 steps, checkpoints every 7 steps: six segments, the last
+afterwards. Sizes are small (3 cells, 30 steps, checkpoints every 7 steps: five segments, the last
 one short) since the interpreter runs every operation in numpy.
 """
 
@@ -25,7 +25,7 @@ from conftest import ball_and_two_dendrites, traub_cell, triton_interpreter
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed (test extras)")
 
 AREA = 31416.0  # µm²: 1 µA/cm² is 0.31416 nA
-CELLS, STEPS, EVERY, DT = 3, 40, 7, 0.1  # cells, steps, steps between checkpoints, ms
+CELLS, STEPS, EVERY, DT = 3, 30, 7, 0.1  # cells, steps, steps between checkpoints, ms
 CELSIUS = 16.0  # °C: unlike every channel's reference temperature, so Q10s and temperatures have gradients
 # Relative to each quantity's largest entry. Measured: float64 within 1e-14. float32 against the float32
 # tensor path: the rounding of both, amplified on the upstroke of a spike; ~1e-5 of the gradients.
@@ -189,11 +189,28 @@ def test_spiking_cells(backward, case, dtype, method):
     assert trace.max().item() > 0.0, "the run must reach a spike's upstroke"
 
 
+def test_integrate_and_fire_reset(backward):
+    """A LIF cell (a leak and a threshold reset in the step; the trace is v before the reset, the reset
+    passes no gradient) against the CPU gradient kernels, the reference for the reset."""
+    from brainfuse_core.solvers import gradient_kernel
+
+    def lif():
+        leaves = {}
+        return bf.Cell.point(area=AREA, channels=[_learnable(bf.channel("leak", gbar=1e-3, reversal=-65.0), leaves)]), leaves
+
+    reset = (-55.0, -70.0)  # mV
+    assert backward.supports(CompiledCell(lif()[0], torch.float64, "cpu"), CELSIUS, "backward_euler", DT, reset)
+    expected_trace, expected_final, expected = _run(lif, 12.0, torch.float64, kernels=gradient_kernel, reset=reset)
+    trace, final, found = _run(lif, 12.0, torch.float64, kernels=backward, reset=reset, checkpoint_every=EVERY)
+    assert int(((trace[1:] >= reset[0]) & (trace[:-1] < reset[0])).sum()) >= 2 * CELLS, "every cell fires repeatedly"
+    _assert_close({"trace": trace, **final, **found}, {"trace": expected_trace, **expected_final, **expected}, 1e-10, "LIF")
+
+
 def test_checkpoint_spacing_does_not_change_the_result(backward):
     """Replays are exact: any spacing gives the same trace, and the same gradients up to the order of
     the parameter adjoints' sums."""
     build = lambda: _alone("hh_k")
-    runs = [_run(build, 3.0, torch.float64, kernels=backward, checkpoint_every=every) for every in (1, EVERY, STEPS)]
+    runs = [_run(build, 3.0, torch.float64, kernels=backward, checkpoint_every=every) for every in (1, STEPS)]
     for trace, final, grads in runs[1:]:
         assert torch.equal(trace, runs[0][0]) and all(torch.equal(final[k], runs[0][1][k]) for k in final)
         _assert_close(grads, runs[0][2], 1e-14, "spacing")

@@ -51,6 +51,10 @@ def _cube(x):
     return x * x * x
 
 
+def _heaviside(x):
+    return tl.where(x >= 0.0, 1.0, 0.0)
+
+
 def _pow(a, b):
     """a ** b as torch: the sign of a negative base survives integral exponents, other exponents give NaN."""
     magnitude = tl.exp(b * tl.log(tl.abs(a)))
@@ -110,12 +114,13 @@ def _add(a, b):
     return a + b
 
 
-HELPERS = (_expm1, _explinear, _sigmoid, _tanh, _cosh, _square, _cube, _pow, _pchip_clamp, _pchip_interval, _pchip,
+HELPERS = (_expm1, _explinear, _sigmoid, _tanh, _cosh, _square, _cube, _heaviside, _pow, _pchip_clamp, _pchip_interval, _pchip,
            _sinh, _sign, _at, _add)
 
 # Curve and expression function names → these helpers (the curves' ``source`` takes this table).
 FUNCTIONS = {"exp": "tl.exp", "log": "tl.log", "sqrt": "tl.sqrt", "abs": "tl.abs", "tanh": "_tanh", "cosh": "_cosh",
-             "sigmoid": "_sigmoid", "explinear": "_explinear", "pchip": "_pchip", "expm1": "_expm1"}
+             "sigmoid": "_sigmoid", "explinear": "_explinear", "pchip": "_pchip", "expm1": "_expm1",
+             "heaviside": "_heaviside"}
 # The adjoint statements' functions too. ``accumulate`` (a table adjoint's update, a statement) keeps its
 # name: the backward kernel's generator expands it (gpu/point_backward.py).
 ADJOINT_FUNCTIONS = {**FUNCTIONS, "sinh": "_sinh", "sign": "_sign", "where": "tl.where", "at": "_at",

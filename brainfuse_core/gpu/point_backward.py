@@ -38,22 +38,24 @@ from .point import _kernel, block_size_for, lower_for_cuda
 from .point_source import without_powers
 
 
-def supports(block, celsius, method, dt):
+def supports(block, celsius, method, dt, reset=None):
     """Whether these kernels can run ``block``: exactly what the CPU gradient kernels can (one
     compartment, every number a scalar). Compiles nothing."""
-    return gradient_kernel.supports(block, celsius, method, dt)
+    return gradient_kernel.supports(block, celsius, method, dt, reset)
 
 
-def run_with_gradients(block, state, dt, injected, celsius, method="backward_euler", checkpoint_every=None):
+def run_with_gradients(block, state, dt, injected, celsius, method="backward_euler", checkpoint_every=None, reset=None):
     """Advance ``block`` (a CompiledCell of one compartment; B × C cells) K = ``injected.shape[0]``
     steps of ``dt`` ms, differentiably, in Triton kernels.
 
     ``state``: the block's state, a dict of (B, C, 1) float32 or float64 tensors (v mV, gates, [Ca]i
     mM) as from ``CompiledCell.initial_state``, on a CUDA device (or the CPU under TRITON_INTERPRET=1);
     ``injected``: (K, B, C) nA per step; ``celsius`` °C; ``method`` "backward_euler" or
-    "crank_nicolson"; ``checkpoint_every``: steps between stored states (default √K). Returns (v after
-    every step (K, B, C) mV, the final state dict), in the state's dtype. Gradients of anything
-    computed from them reach the initial state, ``injected`` and every parameter tensor of the model."""
+    "crank_nicolson"; ``checkpoint_every``: steps between stored states (default √K); ``reset``
+    (threshold, v_reset) mV: integrate-and-fire cells, v after every step then being the voltage
+    before the reset (which passes no gradient). Returns (v after every step (K, B, C) mV, the final
+    state dict), in the state's dtype. Gradients of anything computed from them reach the initial
+    state, ``injected`` and every parameter tensor of the model."""
     names = block.state_names()
     v = state["v"]
     shape = v.shape
@@ -70,11 +72,11 @@ def run_with_gradients(block, state, dt, injected, celsius, method="backward_eul
     every = max(1, round(math.sqrt(steps))) if checkpoint_every is None else int(checkpoint_every)
     if every < 1:
         raise ModelError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every!r}")
-    forward, reverse, parameters, slots = _kernels(block, celsius, method, dt)
+    forward, reverse, parameters, slots = _kernels(block, celsius, method, dt, reset)
     # Parameters' pieces live where the model's tensors do (densities on the block's device, curve
     # numbers on the CPU); each moves, with its history, to the run's device and dtype.
     params = torch.cat([piece.to(device=v.device, dtype=v.dtype) for piece in parameters.pieces])
-    outputs = _Run.apply((forward, reverse, every, slots), params, injected.to(v.dtype),
+    outputs = _Run.apply((forward, reverse, every, slots), params, injected.to(device=v.device, dtype=v.dtype),
                          *[state[name].to(v.dtype) for name in names])
     return outputs[0], dict(zip(names, outputs[1:]))
 
@@ -131,23 +133,26 @@ class _Run(torch.autograd.Function):
         return (None, d_params, d_injected, *[row.reshape(ctx.shape) for row in adjoint_])
 
 
-def _kernels(block, celsius, method, dt):
-    """(forward, reverse, parameters, slots): the kernels for ``block`` (cached by source), its
-    ``gradient_kernel.Parameters`` and the differentiable entries of their array."""
+def _kernels(block, celsius, method, dt, reset=None):
+    """(forward, reverse, parameters, slots): the kernels for ``block`` (with ``reset``, see
+    ``run_with_gradients``; cached by source), its ``gradient_kernel.Parameters`` and the
+    differentiable entries of their array."""
     if method not in METHODS:
         raise ModelError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     parameters = gradient_kernel.Parameters(block)
     try:
-        statements = point_step(block, celsius, method, float(dt), parameters, NEUTRAL)
+        statements = point_step(block, celsius, method, float(dt), parameters, NEUTRAL, reset=reset)
     except NotCompilable as err:
         raise ModelError(f"the Triton gradient kernels cannot run this population: {err}; "
                          "run it on the tensor path (Simulation(..., compiled=False))") from None
     n_states = len(block.state_names())
     states = [f"s{k}" for k in range(n_states)]
-    reverse = adjoint(statements, [*states, "inj", *parameters.scalars], [f"new_{s}" for s in states], parameters.tables)
+    traced = "new_s0" if reset is None else "v_free"
+    outputs = [f"new_{s}" for s in states] + ([traced] if reset is not None else [])
+    reverse = adjoint(statements, [*states, "inj", *parameters.scalars], outputs, parameters.tables)
     slots = [parameters.slices[name][0] for name in parameters.scalars]
     slots += [k for name in parameters.tables for k in range(*parameters.slices[name])]
-    source = kernel_source(n_states, statements, reverse, parameters)
+    source = kernel_source(n_states, statements, reverse, parameters, traced)
     return _kernel(source, "forward"), _kernel(source, "backward"), parameters, sorted(slots)
 
 
@@ -181,14 +186,15 @@ def _triton_lines(statements, parameters):
     return lines
 
 
-def kernel_source(n_states, statements, reverse, parameters):
+def kernel_source(n_states, statements, reverse, parameters, traced="new_s0"):
     """The source of two ``@triton.jit`` kernels over blocks of BLOCK cells (the statements' state and
     parameter names, ``s<k>``, ``p<k>``, ``tab<k>``; the kernels' own names start with an underscore,
     which no statement name and no adjoint temporary (an underscore and digits) takes):
 
     ``forward(state (S, n), injected (K, n), params (P,), checkpoints, trace (K, n), n, K, every,
     segments)`` advances the state in place K steps, storing it before step k in ``checkpoints[k //
-    every]`` where k % every is 0 and (if RECORD) v after step k in ``trace[k]``.
+    every]`` where k % every is 0 and (if RECORD) v after step k (the statements' ``traced``) in
+    ``trace[k]``.
 
     ``backward(states, injected, params, d_trace, adjoint (S, n), d_injected, partial (programs, P), n,
     K)`` walks K steps back: ``states``, ``injected``, ``d_trace`` and ``d_injected`` point at the
@@ -222,7 +228,7 @@ def kernel_source(n_states, statements, reverse, parameters):
         *pad(_triton_lines(statements, parameters), 3),
         *pad([f"s{k} = new_s{k}" for k in states], 3),
         "            if RECORD:",
-        "                tl.store(_trace_ptr + _cells, s0, mask=_live)",
+        f"                tl.store(_trace_ptr + _cells, {traced}, mask=_live)",
         # Pointers advance a row per step: no step × cells index that could overflow 32 bits.
         "            _injected_ptr += _n_cells",
         "            _trace_ptr += _n_cells",
@@ -238,7 +244,8 @@ def kernel_source(n_states, statements, reverse, parameters):
         "    for _step in range(_n_steps):",
         *pad([f"s{k} = {load('_states_ptr', k, 1.0)}" for k in states], 2),
         "        inj = tl.load(_injected_ptr + _cells, mask=_live, other=0.0)",
-        "        d_new_s0 = _a0 + tl.load(_d_trace_ptr + _cells, mask=_live, other=0.0)",
+        *(["        d_new_s0 = _a0 + tl.load(_d_trace_ptr + _cells, mask=_live, other=0.0)"] if traced == "new_s0" else
+          ["        d_new_s0 = _a0", f"        d_{traced} = tl.load(_d_trace_ptr + _cells, mask=_live, other=0.0)"]),
         *pad([f"d_new_s{k} = _a{k}" for k in states if k], 2),
         *pad(_triton_lines(reverse, parameters), 2),
         # + _zero: an adjoint that is a plain 0.0 stays a block of the loop-carried type.
@@ -258,11 +265,11 @@ def kernel_source(n_states, statements, reverse, parameters):
     return "\n".join(text) + "\n"
 
 
-def compile_for_cuda(block, celsius, method, dt, dtype, capability=90):
+def compile_for_cuda(block, celsius, method, dt, dtype, capability=90, reset=None):
     """The forward and backward kernels for ``block`` compiled to cubins for a CUDA GPU of compute
     ``capability`` (90: H100, H200), with no GPU needed: checks that the generated source lowers, which
     the interpreter cannot. Run with TRITON_INTERPRET unset."""
-    forward, backward, _, _ = _kernels(block, celsius, method, dt)
+    forward, backward, _, _ = _kernels(block, celsius, method, dt, reset)
     pointer = {torch.float32: "*fp32", torch.float64: "*fp64"}[dtype]
     arrays = {f"_{name}_ptr": pointer for name in ("state", "injected", "params", "checkpoints", "trace")}
     signature = {**arrays, "_n_cells": "i32", "_n_steps": "i32", "_every": "i32", "_n_segments": "i32",
