@@ -71,6 +71,21 @@ class Formats:
     def to_dict(self):
         return dataclasses.asdict(self)
 
+    def describe(self):
+        """The Q-format of each quantity, in words (written into the artifact's manifest)."""
+        v_int = self.v_bits - 1 - self.v_frac
+        return {
+            "v": f"Q{v_int}.{self.v_frac} mV, signed {self.v_bits}-bit, saturating",
+            "gates": f"Q1.{self.gate_frac}, 0..1",
+            "open_fraction": f"Q0.{self.open_frac}",
+            "conductance": f"G = g·dt/C, Q11.{self.g_frac} (int32); synaptic G saturates at the int32 range",
+            "current": f"I·dt/C per substep, Q{v_int}.{self.v_frac} mV",
+            "tables": f"2^{self.table_bits} bins over the V range, linear interpolation; x∞ Q1.{self.gate_frac}, "
+                      f"exp(−dt/τ) Q0.{self.decay_frac}",
+            "synaptic_decay": f"exp(−dt/τ_syn) Q0.{self.decay_frac}",
+            "weights": "integer mantissa × 2^exponent per projection, in units of the conductance LSB",
+        }
+
 
 def to_fixed(value, frac, bits=None):
     """Round ``value`` to the nearest multiple of 2^−frac (ties away from zero), as int64; with ``bits``,
@@ -115,7 +130,7 @@ def substep(state, pop, fmt, current, counts):
     """Advance ``state`` (dict of int64 arrays: ``v`` (n,), ``gates`` (n_gates, n), ``syn`` (n_receptors, n))
     by one substep in place and return the boolean spike vector (upward crossing of the threshold).
 
-    ``pop`` holds the population's constants (see ``quantize.population_constants``): per channel
+    ``pop`` holds the population's constants (see ``artifact.Artifact.population_constants``): per channel
     ``gbar`` (G, Q.g_frac), ``e_rev`` (raw V) and the gate indices/powers of its open fraction; per gate
     the tables ``inf`` and ``decay``; per receptor ``syn_e`` (raw V) and ``syn_decay`` (Q0.decay_frac);
     ``threshold`` (raw V). ``current`` is I·dt/C (raw V) per cell. ``counts`` (dict) accumulates the

@@ -52,10 +52,13 @@ def quantize(model, duration, stimuli=(), probes=None, dt=0.025, substeps=4, cel
     names = list(net.populations)
     for name, pop in net.populations.items():
         _check_population(name, pop)
+    for stim in stimuli:
+        if stim.population not in net.populations:
+            raise ModelError(f"stimulus {stim.name}: no population {stim.population!r}; populations are {', '.join(names)}")
     receptors = _receptors(net)
     manifest = {
         "dt": float(dt), "substeps": int(substeps), "chip_dt": float(chip_dt), "steps": steps, "celsius": float(celsius),
-        "formats": formats.to_dict(), "weight_bits": int(weight_bits), "populations": [], "projections": [], "probes": [],
+        "formats": formats.to_dict(), "format_notes": formats.describe(), "weight_bits": int(weight_bits), "populations": [], "projections": [], "probes": [],
     }
     arrays = {}
     blocks = {}
@@ -68,20 +71,16 @@ def quantize(model, duration, stimuli=(), probes=None, dt=0.025, substeps=4, cel
         entry["current_max_na"] = float(np.abs(current).max(initial=0.0))
         starts, drive = _schedule(current * dt / float(block.capacitance[0]))
         pop_arrays.update({"current_starts": starts, "current_values": to_fixed(drive, formats.v_frac), "current_values_float": drive})
+        syn0 = _initial_conductances(net, name, receptors[name], block, dt)
+        pop_arrays.update({"syn0": to_fixed(syn0, formats.g_frac, 32), "syn0_float": syn0})
         manifest["populations"].append(entry)
         arrays.update({f"{entry['key']}_{key}": value for key, value in pop_arrays.items()})
-    for index, name in enumerate(names):
-        syn0 = _initial_conductances(net, name, receptors[name], blocks[name], dt)
-        arrays.update({f"pop{index}_syn0": to_fixed(syn0, formats.g_frac, 32), f"pop{index}_syn0_float": syn0})
     for k, proj in enumerate(net.projections):
         entry, proj_arrays = _projection(k, proj, names, net, blocks, receptors, formats, dt, weight_bits)
         manifest["projections"].append(entry)
         arrays.update({f"{entry['key']}_{key}": value for key, value in proj_arrays.items()})
     for probe in (probes if probes is not None else [Probe(names[0], "v", cells=[0])]):
         manifest["probes"].append(_probe(probe, names, manifest["populations"]))
-    for stim in stimuli:
-        if stim.population not in net.populations:
-            raise ModelError(f"stimulus {stim.name}: no population {stim.population!r}; populations are {', '.join(names)}")
     return Artifact(manifest, arrays)
 
 
@@ -136,12 +135,12 @@ def _population(index, name, pop, block, receptors, fmt, dt, celsius):
             "gbar": int(to_fixed(g_us * dt / capacitance, fmt.g_frac)), "e_rev": int(to_fixed(e_rev, fmt.v_frac)),
             "g_us": g_us, "e_rev_mv": e_rev,
         })
-    inf = np.clip(np.array(inf_rows).reshape(len(gate_names), -1), 0.0, 1.0)
-    tau = np.array(tau_rows).reshape(len(gate_names), -1)
+    inf = np.clip(np.array(inf_rows, dtype=np.float64).reshape(len(gate_names), len(v_table)), 0.0, 1.0)
+    tau = np.array(tau_rows, dtype=np.float64).reshape(len(gate_names), len(v_table))
     if np.any(tau <= 0):
         raise ModelError(f"population {name!r}: a gate's τ is not positive on the table's voltage range")
     decay = np.exp(-dt / tau)
-    gates0 = np.clip(np.array(gates0).reshape(len(gate_names), -1), 0.0, 1.0)
+    gates0 = np.clip(np.array(gates0, dtype=np.float64).reshape(len(gate_names), pop.n), 0.0, 1.0)
     entry = {
         "key": f"pop{index}", "name": name, "n": pop.n, "capacitance_nf": capacitance, "area_um2": float(block.area[0]),
         "threshold": int(to_fixed(pop.threshold, fmt.v_frac)), "threshold_mv": float(pop.threshold),
