@@ -281,5 +281,5 @@ def test_kernels_lower_to_a_cuda_binary(backward, case, dtype):
     cell = CELLS_WITH_SPIKES[case][0]()[0] if case in CELLS_WITH_SPIKES else _alone(case)[0]
     with triton_interpreter(False):
         compiled = backward.compile_for_cuda(CompiledCell(cell, dtype, "cpu"), CELSIUS, "backward_euler", DT, dtype)
-    for kernel, name in zip(compiled, ("forward", "backward")):
+    for kernel, name in zip(compiled, ("forward", "reverse")):
         assert f".entry {name}" in kernel.asm["ptx"] and len(kernel.asm["cubin"]) > 10_000

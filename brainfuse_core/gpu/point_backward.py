@@ -72,11 +72,11 @@ def run_with_gradients(block, state, dt, injected, celsius, method="backward_eul
     every = max(1, round(math.sqrt(steps))) if checkpoint_every is None else int(checkpoint_every)
     if every < 1:
         raise ModelError(f"checkpoint_every must be a positive number of steps, got {checkpoint_every!r}")
-    forward, reverse, parameters, slots = _kernels(block, celsius, method, dt, reset)
+    forward, reverse, parameters = _kernels(block, celsius, method, dt, reset)
     # Parameters' pieces live where the model's tensors do (densities on the block's device, curve
     # numbers on the CPU); each moves, with its history, to the run's device and dtype.
     params = torch.cat([piece.to(device=v.device, dtype=v.dtype) for piece in parameters.pieces])
-    outputs = _Run.apply((forward, reverse, every, slots), params, injected.to(device=v.device, dtype=v.dtype),
+    outputs = _Run.apply((forward, reverse, every), params, injected.to(device=v.device, dtype=v.dtype),
                          *[state[name].to(v.dtype) for name in names])
     return outputs[0], dict(zip(names, outputs[1:]))
 
@@ -84,12 +84,11 @@ def run_with_gradients(block, state, dt, injected, celsius, method="backward_eul
 class _Run(torch.autograd.Function):
     """The forward keeps the states every ``every`` steps; the backward replays each segment from its
     checkpoint (the forward kernel with every = 1 into a buffer) and walks it back (``reverse``).
-    Cells are laid out last, as in the (K, B, C) trace; ``slots`` has the parameter array's
-    differentiable entries, whose adjoints the reverse kernel sums."""
+    Cells are laid out last, as in the (K, B, C) trace."""
 
     @staticmethod
     def forward(ctx, settings, params, injected, *initial):
-        forward, _, every, _ = settings
+        forward, _, every = settings
         shape, steps, n = initial[0].shape, injected.shape[0], initial[0].numel()
         state = torch.stack([value.detach().reshape(n) for value in initial]).contiguous()
         current = injected.detach().reshape(steps, n).contiguous()
@@ -106,7 +105,7 @@ class _Run(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, d_trace, *d_final):
-        forward, reverse, every, _ = ctx.settings
+        forward, reverse, every = ctx.settings
         current, values, checkpoints = ctx.arrays
         steps, n = current.shape
         like = dict(dtype=current.dtype, device=current.device)
@@ -118,11 +117,11 @@ class _Run(torch.autograd.Function):
         programs = triton.cdiv(n, block)
         partial = torch.zeros(programs, values.shape[0], **like)
         buffer = torch.empty(min(every, steps), *checkpoints.shape[1:], **like)
-        no_trace = torch.empty(1, **like)
+        no_trace, state = torch.empty(1, **like), torch.empty(checkpoints.shape[1:], **like)
         for segment in range(checkpoints.shape[0] - 1, -1, -1):
             first, last = segment * every, min(segment * every + every, steps)
             length = last - first
-            state = checkpoints[segment].clone()
+            state.copy_(checkpoints[segment])
             forward[(programs,)](state, current[first:], values, buffer, no_trace, n, length, 1, length,
                                  RECORD=False, BLOCK=block)
             # The reverse kernel starts at the segment's last step and moves its pointers back a row per step.
@@ -134,9 +133,8 @@ class _Run(torch.autograd.Function):
 
 
 def _kernels(block, celsius, method, dt, reset=None):
-    """(forward, reverse, parameters, slots): the kernels for ``block`` (with ``reset``, see
-    ``run_with_gradients``; cached by source), its ``gradient_kernel.Parameters`` and the
-    differentiable entries of their array."""
+    """(forward, reverse, parameters): the kernels for ``block`` (with ``reset``, see
+    ``run_with_gradients``; cached by source) and its ``gradient_kernel.Parameters``."""
     if method not in METHODS:
         raise ModelError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     parameters = gradient_kernel.Parameters(block)
@@ -150,10 +148,8 @@ def _kernels(block, celsius, method, dt, reset=None):
     traced = "new_s0" if reset is None else "v_free"
     outputs = [f"new_{s}" for s in states] + ([traced] if reset is not None else [])
     reverse = adjoint(statements, [*states, "inj", *parameters.scalars], outputs, parameters.tables)
-    slots = [parameters.slices[name][0] for name in parameters.scalars]
-    slots += [k for name in parameters.tables for k in range(*parameters.slices[name])]
     source = kernel_source(n_states, statements, reverse, parameters, traced)
-    return _kernel(source, "forward"), _kernel(source, "backward"), parameters, sorted(slots)
+    return _kernel(source, "forward"), _kernel(source, "reverse"), parameters
 
 
 def _triton_lines(statements, parameters):
@@ -196,7 +192,7 @@ def kernel_source(n_states, statements, reverse, parameters, traced="new_s0"):
     every]`` where k % every is 0 and (if RECORD) v after step k (the statements' ``traced``) in
     ``trace[k]``.
 
-    ``backward(states, injected, params, d_trace, adjoint (S, n), d_injected, partial (programs, P), n,
+    ``reverse(states, injected, params, d_trace, adjoint (S, n), d_injected, partial (programs, P), n,
     K)`` walks K steps back: ``states``, ``injected``, ``d_trace`` and ``d_injected`` point at the
     rows of the last step (the states before it, (S, n) per row), each moving a row back per step. It
     turns the adjoints of the state after the last step (``adjoint``, in place) into those before the
@@ -235,8 +231,8 @@ def kernel_source(n_states, statements, reverse, parameters, traced="new_s0"):
         *pad([store("_state_ptr", k, f"s{k}") for k in states], 1),
         "",
         "@triton.jit",
-        "def backward(_states_ptr, _injected_ptr, _params_ptr, _d_trace_ptr, _adjoint_ptr, _d_injected_ptr, _partial_ptr,",
-        "             _n_cells, _n_steps, INJECT: tl.constexpr, BLOCK: tl.constexpr):",
+        "def reverse(_states_ptr, _injected_ptr, _params_ptr, _d_trace_ptr, _adjoint_ptr, _d_injected_ptr, _partial_ptr,",
+        "            _n_cells, _n_steps, INJECT: tl.constexpr, BLOCK: tl.constexpr):",
         *pad(prologue, 1),
         f"    _zero = tl.full([BLOCK], 0.0, _params_ptr.dtype.element_ty)",
         *pad([f"_a{k} = {load('_adjoint_ptr', k, 0.0)}" for k in states], 1),
@@ -266,10 +262,10 @@ def kernel_source(n_states, statements, reverse, parameters, traced="new_s0"):
 
 
 def compile_for_cuda(block, celsius, method, dt, dtype, capability=90, reset=None):
-    """The forward and backward kernels for ``block`` compiled to cubins for a CUDA GPU of compute
+    """The forward and reverse kernels for ``block`` compiled to cubins for a CUDA GPU of compute
     ``capability`` (90: H100, H200), with no GPU needed: checks that the generated source lowers, which
     the interpreter cannot. Run with TRITON_INTERPRET unset."""
-    forward, backward, _, _ = _kernels(block, celsius, method, dt, reset)
+    forward, reverse, _ = _kernels(block, celsius, method, dt, reset)
     pointer = {torch.float32: "*fp32", torch.float64: "*fp64"}[dtype]
     arrays = {f"_{name}_ptr": pointer for name in ("state", "injected", "params", "checkpoints", "trace")}
     signature = {**arrays, "_n_cells": "i32", "_n_steps": "i32", "_every": "i32", "_n_segments": "i32",
@@ -277,4 +273,4 @@ def compile_for_cuda(block, celsius, method, dt, dtype, capability=90, reset=Non
     compiled_forward = lower_for_cuda(forward, signature, {"RECORD": True, "BLOCK": 128}, capability)
     arrays = {f"_{name}_ptr": pointer for name in ("states", "injected", "params", "d_trace", "adjoint", "d_injected", "partial")}
     signature = {**arrays, "_n_cells": "i32", "_n_steps": "i32", "INJECT": "constexpr", "BLOCK": "constexpr"}
-    return compiled_forward, lower_for_cuda(backward, signature, {"INJECT": True, "BLOCK": 128}, capability)
+    return compiled_forward, lower_for_cuda(reverse, signature, {"INJECT": True, "BLOCK": 128}, capability)
