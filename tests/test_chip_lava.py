@@ -6,6 +6,7 @@ without it. Each Lava run starts a Python 3.10 process and Lava's runtime: about
 
 import os
 import stat
+import sys
 import time
 
 import numpy as np
@@ -49,6 +50,7 @@ def test_lava_fixed_point_population_equals_reference_bit_for_bit():
     print(f"Lava fixed-point run of 500 chip steps x 3 cells: {time.perf_counter() - started:.2f} s "
           f"(import {lava.timings['import_s']:.2f} s, compile+run {lava.timings['run_s']:.2f} s)")
     assert lava.backend == "lava-fixed"
+    assert "lava" not in sys.modules  # Lava ran in its own process only
     assert reference.counts["spikes"] >= 6
     assert lava.same_bits(reference) == (True, "identical")
 
