@@ -20,6 +20,7 @@ from brainfuse_core.training.layers import HHLayer, LIFLayer
 ROOT = Path(__file__).resolve().parents[1]
 DIGITS = ROOT / "projects" / "digits_noise.json"
 TEMPORAL = ROOT / "projects" / "temporal_memory.json"
+ROWS = ROOT / "projects" / "digits_rows.json"
 
 # A digits run small enough for a few seconds: 8 neurons held 5 bins of 1 ms at dt 0.5 ms.
 TINY = dict(task="digits_noise", hidden=8, bins=5, dt=0.5, epochs=1, batch_size=64, learning_rate=0.03,
@@ -127,8 +128,8 @@ def test_saved_models_load_with_identical_outputs(tiny, tmp_path):
         assert evaluate(loaded, spec, data) == evaluate(trained, spec, data)
 
 
-@pytest.mark.parametrize("project", [DIGITS, TEMPORAL], ids=["digits_noise", "temporal_memory"])
-def test_quick_experiments_of_both_projects(project, tmp_path):
+@pytest.mark.parametrize("project", [DIGITS, TEMPORAL, ROWS], ids=["digits_noise", "temporal_memory", "digits_rows"])
+def test_quick_experiments_of_the_example_projects(project, tmp_path):
     spec = TrainingSpec.from_project(project)
     results = run_experiment(spec, tmp_path, quick=True, progress=False)
     quick = spec.quick()

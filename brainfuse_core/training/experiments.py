@@ -532,6 +532,7 @@ def plot_learning_curves(results, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(10, 3.8))
     for neuron, colour in COLOURS.items():
@@ -547,6 +548,7 @@ def plot_learning_curves(results, path):
         accuracy_axis.fill_between(x, curves.mean(0) - curves.std(0), curves.mean(0) + curves.std(0), color=colour, alpha=0.2)
     loss_axis.set(xlabel="batch", ylabel="training loss (cross-entropy)")
     accuracy_axis.set(xlabel="epoch", ylabel="test accuracy", ylim=(0, 1))
+    accuracy_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     loss_axis.legend()
     accuracy_axis.legend()
     figure.tight_layout()
