@@ -11,8 +11,9 @@ from .editors.cell_editor import CellEditor
 from .editors.channel_editor import ChannelEditor
 from .editors.circuit_editor import CircuitEditor
 from .state import Workbench, example_projects
-from .views.placeholders import DeployPane, TrainPane
+from .views.placeholders import DeployPane
 from .views.simulate import SimulatePane
+from .views.train import TrainPane
 
 PANES = (("Channels", ChannelEditor), ("Cell", CellEditor), ("Circuit", CircuitEditor), ("Simulate", SimulatePane),
          ("Train", TrainPane), ("Deploy", DeployPane))
