@@ -77,12 +77,14 @@ def compile_for_cuda(block, celsius, method, dt, dtype, capability=90, step=Fals
     return lower_for_cuda(kernel, signature, constants, capability)
 
 
-def lower_for_cuda(kernel, signature, constants, capability=90):
-    """``kernel`` (a ``triton.jit`` function) compiled for ``signature`` to a cubin for compute ``capability``."""
+def lower_for_cuda(kernel, signature, constants, capability=90, warps=4):
+    """``kernel`` (a ``triton.jit`` function) compiled for ``signature`` to a cubin for compute ``capability``,
+    programs of ``warps`` warps."""
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    return triton.compile(ASTSource(kernel, signature, constexprs=constants), target=GPUTarget("cuda", capability, 32))
+    return triton.compile(ASTSource(kernel, signature, constexprs=constants), target=GPUTarget("cuda", capability, 32),
+                          options={"num_warps": warps})
 
 
 def _generate(block, celsius, method, dt, threshold, step=False):

@@ -34,8 +34,15 @@ from ..solvers.adjoint import NEUTRAL, adjoint, render
 from ..solvers.membrane import METHODS
 from ..solvers.step_source import point_step
 from .functions import ADJOINT_FUNCTIONS
-from .point import _kernel, block_size_for, lower_for_cuda
+from .point import _kernel, lower_for_cuda
 from .point_source import without_powers
+
+
+# Cells per program, one warp each: a population of a thousand cells still spreads over 32 of the
+# GPU's multiprocessors (each program walks all its steps in sequence), and the per-program sum of
+# the parameter adjoints stays within a warp. The reverse step holds 100-250 registers per cell.
+BLOCK = 32
+WARPS = 1
 
 
 def supports(block, celsius, method, dt, reset=None):
@@ -97,9 +104,8 @@ class _Run(torch.autograd.Function):
         trace = torch.empty(steps, n, dtype=state.dtype, device=state.device)
         values = params.detach().contiguous()
         if steps:
-            block = block_size_for(n)
-            forward[(triton.cdiv(n, block),)](state, current, values, checkpoints, trace, n, steps, every, segments,
-                                              RECORD=True, BLOCK=block)
+            forward[(triton.cdiv(n, BLOCK),)](state, current, values, checkpoints, trace, n, steps, every, segments,
+                                              RECORD=True, BLOCK=BLOCK, num_warps=WARPS)
         ctx.settings, ctx.shape, ctx.arrays = settings, shape, (current, values, checkpoints)
         return trace.reshape(steps, *shape[:2]), *[row.reshape(shape) for row in state]
 
@@ -113,8 +119,7 @@ class _Run(torch.autograd.Function):
         adjoint_ = torch.stack([torch.zeros(n, **like) if d is None else d.detach().reshape(n) for d in d_final]).contiguous()
         inject = ctx.needs_input_grad[2]
         d_injected = torch.empty(steps if inject else 1, n, **like)
-        block = block_size_for(n)
-        programs = triton.cdiv(n, block)
+        programs = triton.cdiv(n, BLOCK)
         partial = torch.zeros(programs, values.shape[0], **like)
         buffer = torch.empty(min(every, steps), *checkpoints.shape[1:], **like)
         no_trace, state = torch.empty(1, **like), torch.empty(checkpoints.shape[1:], **like)
@@ -123,10 +128,11 @@ class _Run(torch.autograd.Function):
             length = last - first
             state.copy_(checkpoints[segment])
             forward[(programs,)](state, current[first:], values, buffer, no_trace, n, length, 1, length,
-                                 RECORD=False, BLOCK=block)
+                                 RECORD=False, BLOCK=BLOCK, num_warps=WARPS)
             # The reverse kernel starts at the segment's last step and moves its pointers back a row per step.
             reverse[(programs,)](buffer[length - 1], current[last - 1], values, d_trace[last - 1], adjoint_,
-                                 d_injected[last - 1 if inject else 0], partial, n, length, INJECT=inject, BLOCK=block)
+                                 d_injected[last - 1 if inject else 0], partial, n, length, INJECT=inject, BLOCK=BLOCK,
+                                 num_warps=WARPS)
         d_params = partial.sum(0)
         d_injected = d_injected.reshape(steps, *ctx.shape[:2]) if inject else None
         return (None, d_params, d_injected, *[row.reshape(ctx.shape) for row in adjoint_])
@@ -270,7 +276,7 @@ def compile_for_cuda(block, celsius, method, dt, dtype, capability=90, reset=Non
     arrays = {f"_{name}_ptr": pointer for name in ("state", "injected", "params", "checkpoints", "trace")}
     signature = {**arrays, "_n_cells": "i32", "_n_steps": "i32", "_every": "i32", "_n_segments": "i32",
                  "RECORD": "constexpr", "BLOCK": "constexpr"}
-    compiled_forward = lower_for_cuda(forward, signature, {"RECORD": True, "BLOCK": 128}, capability)
+    compiled_forward = lower_for_cuda(forward, signature, {"RECORD": True, "BLOCK": BLOCK}, capability, WARPS)
     arrays = {f"_{name}_ptr": pointer for name in ("states", "injected", "params", "d_trace", "adjoint", "d_injected", "partial")}
     signature = {**arrays, "_n_cells": "i32", "_n_steps": "i32", "INJECT": "constexpr", "BLOCK": "constexpr"}
-    return compiled_forward, lower_for_cuda(reverse, signature, {"INJECT": True, "BLOCK": 128}, capability)
+    return compiled_forward, lower_for_cuda(reverse, signature, {"INJECT": True, "BLOCK": BLOCK}, capability, WARPS)
