@@ -92,23 +92,28 @@ def _best_so_far(record):
     return best
 
 
-def plot_traces(fit, before, after, path):
-    """One panel per (protocol, target probe): the target, the trace before and after the fit (None when
-    the fit has no target traces, only spike features)."""
-    panels = [(p, key) for p in fit.protocols for key in p.traces]
+def plot_traces(fit, before, after, path, max_panels=12):
+    """One panel per protocol, target probe and recorded trace (batch × cells; at most ``max_panels``):
+    the target, the trace before and after the fit (None when the fit has only spike-feature targets)."""
+    panels = []
+    for protocol in fit.protocols:
+        for key in protocol.traces:
+            rows = after[protocol.name].traces[key].reshape(-1, after[protocol.name].traces[key].shape[-1]).shape[0]
+            panels += [(protocol, key, row, rows) for row in range(rows)]
+    panels = panels[:max_panels]
     if not panels:
         return None
     plt = _pyplot()
     columns = min(3, len(panels))
     rows = -(-len(panels) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 2.8 * rows), squeeze=False)
-    for ax, (protocol, key) in zip(axes.flat, panels):
+    for ax, (protocol, key, row, count) in zip(axes.flat, panels):
         times = after[protocol.name].times[key].numpy()
-        target = protocol.traces[key].reshape(-1, len(times))[0].numpy()
-        ax.plot(times, target, color="0.6", lw=0.8, label="target")
-        ax.plot(times, before[protocol.name].traces[key][0].reshape(-1, len(times))[0].numpy(), "--", lw=0.9, label="before")
-        ax.plot(times, after[protocol.name].traces[key][0].reshape(-1, len(times))[0].numpy(), lw=1.0, label="after")
-        ax.set_title(f"{protocol.name}: {key}", fontsize=8)
+        flat = lambda trace: trace.reshape(-1, len(times))[row].numpy()
+        ax.plot(times, flat(protocol.traces[key]), color="0.6", lw=0.8, label="target")
+        ax.plot(times, flat(before[protocol.name].traces[key]), "--", lw=0.9, label="before")
+        ax.plot(times, flat(after[protocol.name].traces[key]), lw=1.0, label="after")
+        ax.set_title(f"{protocol.name}{f' [{row}]' if count > 1 else ''}: {key}", fontsize=8)
         ax.set_xlabel("t (ms)", fontsize=8)
         ax.set_ylabel("V (mV)", fontsize=8)
         ax.tick_params(labelsize=7)

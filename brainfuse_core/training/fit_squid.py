@@ -42,24 +42,24 @@ def squid_cell(values, points=N_POINTS_MV, celsius=6.3):
 
 
 def squid_problem(steps=STEPS_UA_PER_CM2, duration=50.0, delay=5.0, dt=0.05, noise_mv=0.5, seed=0, points=N_POINTS_MV):
-    """(Fit, true values): one protocol per current step (µA/cm², from ``delay`` to the end of ``duration`` ms),
-    the targets the true model's voltage plus Gaussian noise of ``noise_mv`` mV (drawn from ``seed``)."""
+    """(Fit, true values): current-clamp steps (µA/cm², from ``delay`` to the end of ``duration`` ms), the
+    targets the true model's voltage plus Gaussian noise of ``noise_mv`` mV (drawn from ``seed``)."""
     n_inf, _ = true_n_inf(points)
     true = dict(TRUE_CONDUCTANCES, n_inf=n_inf[:-1])
     model = squid_cell({k: torch.as_tensor(v, dtype=torch.float64) for k, v in true.items()}, points)
+    probe = Probe("cell", "v")
+    amplitudes = torch.tensor(steps, dtype=torch.float64)
+    # The steps differ only in amplitude, so they run as one batch: one simulation per loss evaluation.
+    protocol = Protocol("current steps " + ", ".join(f"{a:g}" for a in steps) + " uA/cm2",
+                        [IClamp(amplitudes, delay=delay, dur=duration, density=True)], duration, [probe],
+                        traces={probe.name: torch.zeros(1)}, batch=len(steps))
+    clean = protocol.simulate(model, dt, 6.3, "backward_euler", torch.float64, 1.0).traces[probe.name]
     generator = torch.Generator().manual_seed(int(seed))
-    protocols = []
-    for amp in steps:
-        probe = Probe("cell", "v")
-        protocol = Protocol(f"step {amp:g} uA/cm2", [IClamp(amp, delay=delay, dur=duration, density=True)], duration,
-                            [probe], traces={probe.name: torch.zeros(1)})
-        clean = protocol.simulate(model, dt, 6.3, "backward_euler", torch.float64, 1.0).traces[probe.name][0]
-        protocol.traces[probe.name] = clean + noise_mv * torch.randn(clean.shape, generator=generator, dtype=torch.float64)
-        protocols.append(protocol)
+    protocol.traces[probe.name] = clean + noise_mv * torch.randn(clean.shape, generator=generator, dtype=torch.float64)
     spec = {
         "gna": (0.08, 0.02, 0.5, "log"),
         "gk": (0.05, 0.005, 0.2, "log"),
         "gl": (0.0005, 3e-5, 3e-3, "log"),
         "n_inf": (torch.linspace(0.15, 0.85, len(points) - 1), 0.005, 0.995),
     }
-    return Fit(spec, lambda values: squid_cell(values, points), protocols, dt=dt), true
+    return Fit(spec, lambda values: squid_cell(values, points), [protocol], dt=dt), true

@@ -24,7 +24,7 @@ class SpikeFeatures:
     """Spike-feature targets measured on ``probe``'s voltage trace within ``window`` (start, stop) ms
     (default the whole run): ``count`` (spikes), ``latency`` (ms from the window's start to the first
     upward crossing of ``threshold`` mV; the window's length when there is none), ``rate`` (Hz).
-    Targets are numbers, or one per recorded cell; None leaves a feature out. ``weights`` scale each
+    Targets are numbers, or one per recorded trace (batch × cells); None leaves a feature out. ``weights`` scale each
     squared error (count: 1/spike², latency: 1/ms², rate: 1/Hz²)."""
 
     NAMES = ("count", "latency", "rate")
@@ -43,7 +43,7 @@ class SpikeFeatures:
         self.weights = {name: float(weights.get(name, 1.0)) for name in self.targets}
 
     def measure(self, trace, times, beta):
-        """{feature: (cells,) tensor} of a (cells, samples) voltage trace sampled at ``times`` (ms)."""
+        """{feature: (traces,) tensor} of (traces, samples) voltages sampled at ``times`` (ms)."""
         start, stop = self.window if self.window is not None else (0.0, float(times[-1]))
         stop = min(stop, float(times[-1]))
         inside = ((times[1:] > start) & (times[1:] <= stop)).to(trace.dtype)
@@ -51,13 +51,13 @@ class SpikeFeatures:
         crossings = threshold_crossing(v0, v1, self.threshold, beta) * inside
         features = {"count": crossings.sum(-1), "rate": crossings.sum(-1) / ((stop - start) * 1e-3)}
         latency = []
-        for cell in range(trace.shape[0]):
-            found = torch.nonzero(crossings[cell].detach()).flatten()
+        for row in range(trace.shape[0]):
+            found = torch.nonzero(crossings[row].detach()).flatten()
             if len(found) == 0:
                 latency.append(torch.as_tensor(stop - start, dtype=trace.dtype))
                 continue
             k = int(found[0])
-            fraction = (self.threshold - v0[cell, k]) / (v1[cell, k] - v0[cell, k])
+            fraction = (self.threshold - v0[row, k]) / (v1[row, k] - v0[row, k])
             latency.append(times[k] + fraction * (times[k + 1] - times[k]) - start)
         features["latency"] = torch.stack(latency)
         return {name: features[name] for name in self.targets}
@@ -65,12 +65,17 @@ class SpikeFeatures:
 
 class Protocol:
     """One experiment: ``stimuli`` for ``duration`` ms, recorded by ``probes``, compared with ``traces``
-    (probe name -> target, shaped as the probe's trace of one batch element: (cells, samples), or (samples,)
-    for one cell) within optional ``windows`` (probe name -> [(start ms, stop ms, weight), ...]), and with
-    ``spikes`` (SpikeFeatures, one or a list)."""
+    (probe name -> target shaped as the probe's trace, (batch, cells, samples), leading dimensions of 1 may
+    be left out: (samples,) for one cell) within optional ``windows`` (probe name -> [(start ms, stop ms,
+    weight), ...]), and with ``spikes`` (SpikeFeatures, one or a list).
 
-    def __init__(self, name, stimuli, duration, probes, traces=None, windows=None, spikes=()):
-        self.name = name
+    ``batch`` > 1 runs several variants at once in Simulation's batch dimension, e.g. current steps of
+    several amplitudes as one ``IClamp`` whose ``amp`` is a (batch,) tensor: one run instead of several."""
+
+    def __init__(self, name, stimuli, duration, probes, traces=None, windows=None, spikes=(), batch=1):
+        if int(batch) != batch or batch < 1:
+            raise ModelError(f"protocol {name!r}: batch must be a positive integer, got {batch!r}")
+        self.name, self.batch = name, int(batch)
         self.stimuli, self.duration, self.probes = list(stimuli), float(duration), list(probes)
         self.traces = {key: _tensor(value, f"protocol {name!r}: target {key!r}") for key, value in (traces or {}).items()}
         self.windows = dict(windows or {})
@@ -95,7 +100,7 @@ class Protocol:
         """The protocol's Result, or that of its first ``horizon`` ms."""
         duration = self.duration if horizon is None else min(self.duration, horizon)
         return Simulation(model, self.stimuli, self.probes, dt=dt, celsius=celsius, method=method, dtype=dtype,
-                          surrogate_beta=surrogate_beta).run(duration)
+                          batch=self.batch, surrogate_beta=surrogate_beta).run(duration)
 
     def loss(self, result, surrogate_beta):
         """(total, {term: value}) of a Result of this protocol; terms are named 'trace:PROBE' and 'FEATURE:PROBE'.
@@ -103,13 +108,14 @@ class Protocol:
         terms = {}
         shortened = result.duration < self.duration
         for key, target in self.traces.items():
-            trace = self._one_batch(result, key)
+            trace = result.traces[key]
             if shortened:
                 target = target[..., : trace.shape[-1]]
-            if target.shape != trace.shape and not (trace.shape[0] == 1 and target.shape == trace.shape[1:]):
+            leading = trace.dim() - target.dim()
+            if leading < 0 or trace.shape[leading:] != target.shape or any(d != 1 for d in trace.shape[:leading]):
                 raise ModelError(f"protocol {self.name!r}: target {key!r} has shape {tuple(target.shape)} but the probe "
-                                 f"records {tuple(trace.shape)} (cells, samples) ({self.duration:g} ms at the run's dt, "
-                                 "the first sample at t = 0); give a target of that shape")
+                                 f"records {tuple(trace.shape)} (batch, cells, samples) ({self.duration:g} ms at the run's "
+                                 "dt, the first sample at t = 0); give a target of that shape")
             error = (trace - target.to(trace.dtype).reshape(trace.shape)) ** 2
             if key in self.windows:
                 weight = self._window_weights(key, result.times[key]).to(trace.dtype)
@@ -119,20 +125,15 @@ class Protocol:
         for features in self.spikes:
             if features.window is not None and features.window[0] >= result.duration:
                 continue
-            measured = features.measure(self._one_batch(result, features.probe), result.times[features.probe], surrogate_beta)
+            trace = result.traces[features.probe]
+            measured = features.measure(trace.reshape(-1, trace.shape[-1]), result.times[features.probe], surrogate_beta)
             for name, value in measured.items():
                 target = torch.as_tensor(features.targets[name], dtype=value.dtype)
                 if target.numel() not in (1, value.numel()):
                     raise ModelError(f"protocol {self.name!r}: {name} target on {features.probe!r} has {target.numel()} "
-                                     f"values for {value.numel()} recorded cells")
+                                     f"values for {value.numel()} recorded traces (batch × cells)")
                 terms[f"{name}:{features.probe}"] = features.weights[name] * ((value - target) ** 2).mean()
         return sum(terms.values()), terms
-
-    def _one_batch(self, result, key):
-        trace = result.traces[key]
-        if trace.shape[0] != 1:
-            raise ModelError(f"protocol {self.name!r}: probe {key!r} recorded a batch of {trace.shape[0]}; fits run batch 1")
-        return trace[0]
 
     def _window_weights(self, key, times):
         weight = torch.zeros_like(times)
@@ -146,6 +147,6 @@ def _tensor(value, where):
         tensor = torch.as_tensor(value.detach() if torch.is_tensor(value) else value, dtype=torch.float64)
     except (TypeError, ValueError) as err:
         raise ModelError(f"{where}: must be an array of numbers ({err})") from None
-    if tensor.dim() not in (1, 2, 3):
-        raise ModelError(f"{where}: must be (samples,), (cells, samples) or (cells, nodes, samples), got shape {tuple(tensor.shape)}")
+    if tensor.dim() == 0:
+        raise ModelError(f"{where}: must be an array of samples, (batch, cells, samples) or with leading dimensions of 1 left out")
     return tensor

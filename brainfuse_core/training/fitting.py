@@ -143,7 +143,8 @@ class Fit:
         def closure():
             opt.zero_grad()
             loss, _ = self.loss(self.parameters.values(raw), horizon)
-            loss.backward()
+            if loss.requires_grad:
+                loss.backward()
             if record.evaluations == 0:
                 self._check_gradients(raw)
             value = float(loss.detach())

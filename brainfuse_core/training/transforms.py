@@ -79,7 +79,10 @@ class LogBounded(Bounded):
         self._log_low, self._log_high = torch.log(self.low), torch.log(self.high)
 
     def forward(self, raw):
-        return torch.exp(self._log_low + (self._log_high - self._log_low) * torch.sigmoid(raw))
+        # exp(log low) may round just below low; the clamp keeps the promise (and only acts where the
+        # sigmoid is saturated, so no useful gradient is lost).
+        value = torch.exp(self._log_low + (self._log_high - self._log_low) * torch.sigmoid(raw))
+        return torch.clamp(value, self.low, self.high)
 
     def inverse(self, value):
         return torch.logit((torch.log(_bound(value)) - self._log_low) / (self._log_high - self._log_low))
