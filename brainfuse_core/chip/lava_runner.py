@@ -41,7 +41,6 @@ def main(argv=None):
     parser.add_argument("--mode", choices=sorted(MODES), default="fixed")
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    import_start = time.perf_counter()
     with warnings.catch_warnings():
         # Lava's search for process models re-imports the models' module by path and warns that it could not.
         warnings.simplefilter("ignore")
@@ -51,7 +50,7 @@ def main(argv=None):
         from lava.utils.weightutils import SignMode
 
         from hh_process import HHPopulation
-    import_s = time.perf_counter() - import_start
+    import_s = time.perf_counter() - started
     artifact = Artifact.load(args.artifact)
     manifest = artifact.manifest
     fixed = args.mode == "fixed"
@@ -66,7 +65,7 @@ def main(argv=None):
             dense = Dense(weights=rows.reshape(-1, rows.shape[-1]).astype(np.int32), weight_exp=weight_exp, num_weight_bits=8,
                           sign_mode=sign_modes[proj["sign_mode"]])
         else:
-            rows[proj["receptor"]] = artifact.arrays[f"{proj['key']}_weights_us"] / proj["lsb_us"] / 2 ** manifest["formats"]["g_frac"]
+            rows[proj["receptor"]] = artifact.arrays[f"{proj['key']}_weights_us"] * manifest["dt"] / post["capacitance_nf"]
             dense = Dense(weights=rows.reshape(-1, rows.shape[-1]))
         pops[proj["pre"]].s_out.connect(dense.s_in)
         dense.a_out.connect(pops[proj["post"]].a_in)
