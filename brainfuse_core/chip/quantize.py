@@ -129,7 +129,7 @@ def _population(index, name, pop, block, receptors, fmt, dt, celsius):
             inf_rows.append(_finite(table[gate.name]["inf"].detach().numpy(), f"{channel.name}.{gate.name} x∞"))
             tau_rows.append(_finite(table[gate.name]["tau"].detach().numpy(), f"{channel.name}.{gate.name} τ"))
             gates0.append(start[gate.name]["inf"].detach().numpy())
-        e_rev = float(torch.as_tensor(reversal))
+        e_rev = float(torch.as_tensor(reversal, dtype=torch.float64))
         channels.append({
             "name": channel.name, "gates": gate_ids, "powers": [g.power for g in channel.gates],
             "gbar": int(to_fixed(g_us * dt / capacitance, fmt.g_frac)), "e_rev": int(to_fixed(e_rev, fmt.v_frac)),
