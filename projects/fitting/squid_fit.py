@@ -45,7 +45,7 @@ def main(argv=None):
     paths["n_inf"] = plot_n_inf(result, true, Path(args.out) / "n_inf.png")
     errors = result.relative_errors(true)
     worst = max(errors, key=errors.get)
-    print(f"{len(fit.protocols)} protocols, noise {args.noise} mV, dt {fit.dt} ms: best loss {result.loss:.5g} "
+    print(f"{len(settings['steps'])} current steps, noise {args.noise} mV, dt {fit.dt} ms: best loss {result.loss:.5g} "
           f"(restart {result.best}) in {elapsed:.1f} s")
     for label, error in errors.items():
         print(f"  {label:10s} fitted {result.parameters.flat(result.values)[label]:.6g}  error {100 * error:.3f} %")
