@@ -13,6 +13,7 @@ with in the document's "training" section through ``Workbench.edit``, so the rec
 and goes to disk with the project's Save.
 """
 
+import time
 from pathlib import Path
 
 import panel as pn
@@ -23,6 +24,8 @@ from brainfuse_core.training import experiments
 
 from ..bokeh_updates import served_document
 from ..editors.fields import parse_number
+from .live_plots import PageFeedback
+from .simulate import ACK_TIMEOUT_S, IN_FLIGHT
 from .train_plots import TrainingPlots
 from .train_run import NEURON_LABELS, TrainingJob
 
@@ -116,13 +119,16 @@ class TrainPane:
         self.comparison_pane = pn.pane.Bokeh(self.plots.comparison, sizing_mode="stretch_width",
                                              css_classes=["bf-train-comparison"])
         self.severity_pane = pn.pane.Bokeh(self.plots.severity, sizing_mode="stretch_width", css_classes=["bf-train-severity"])
+        self.feedback = PageFeedback(width=0, height=0, margin=0)
+        self._sent_at = 0.0
         self._callback = None
         self._shown_state = None
         self._shown_section = None
         self._document_changed()
         workbench.param.watch(self._document_changed, "revision")
         document = served_document()
-        if document is not None:
+        self._served = document is not None
+        if self._served:
             document.on_session_destroyed(lambda context: self.job is not None and self.job.stop())
 
     # ------------------------------------------------------------------ document
@@ -251,7 +257,7 @@ class TrainPane:
     def refresh(self):
         """Periodic: stream the job's new points; once the job has ended show its results and stop refreshing."""
         job = self.job
-        if job is None:
+        if job is None or self._page_busy():
             return
         ended = job.done
         with pn.io.hold():
@@ -259,9 +265,16 @@ class TrainPane:
             self._show()
             if ended:
                 self.plots.show_results(job.results)
+            self.feedback.sent += 1
+        self._sent_at = time.monotonic()
         if ended and self._callback is not None:
             self._callback.stop()
             self._callback = None
+
+    def _page_busy(self):
+        """Whether a served page is still drawing earlier updates (flow control as in the Simulate pane)."""
+        waiting = self.feedback.sent - self.feedback.seen >= IN_FLIGHT
+        return self._served and waiting and time.monotonic() - self._sent_at < ACK_TIMEOUT_S
 
     def _show(self):
         job = self.job
@@ -296,7 +309,7 @@ class TrainPane:
             pn.pane.Markdown("### Train a spiking classifier", margin=(0, 10)), self.task,
             pn.pane.Markdown("**Neurons**", margin=(5, 10, 0, 10)), self.neurons, self.cell_note, self.readout, grid,
             pn.Row(self.start_button, self.stop_button, self.save_button), self.progress, self.status, self.error,
-            self.message, width=330,
+            self.message, self.feedback, width=330,
         )
         plots = pn.Column(pn.Row(self.loss_pane, self.accuracy_pane, sizing_mode="stretch_width"),
                           pn.Row(self.comparison_pane, self.severity_pane, sizing_mode="stretch_width"),
