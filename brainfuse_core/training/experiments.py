@@ -210,22 +210,23 @@ class TrainingSpec:
 
 
 def _data_options(spec):
-    """The keyword arguments of a spike task's generator, with n_train and n_test taken out."""
+    """(generator keyword arguments, n_train, n_test) of a spike task; digits_rows takes its sizes
+    from the digits split (n_train and n_test are None)."""
     options = dict(spec.data)
+    generator = datasets.digit_rows if spec.task == "digits_rows" else SPIKE_TASKS[spec.task]
+    own = ["split_seed", "seed"] if spec.task == "digits_rows" else ["n_train", "n_test", "seed"]
+    allowed = own + [name for name in inspect.signature(generator).parameters
+                     if name not in ("images", "n", "dt_ms", "seed", "dtype")]
+    for key in options:
+        if key not in allowed:
+            raise ProjectError(f"training.data.{key}", f"task {spec.task!r} has no data option {key!r}; its options are "
+                                                       f"{', '.join(allowed)}")
+    if spec.task == "digits_rows":
+        return options, None, None
     n_train, n_test = options.pop("n_train", 512), options.pop("n_test", 256)
     for key, value in (("n_train", n_train), ("n_test", n_test)):
         if not (isinstance(value, int) and value > 0):
             raise ProjectError(f"training.data.{key}", f"must be a positive whole number of trials, got {value!r}")
-    generator = datasets.digit_rows if spec.task == "digits_rows" else SPIKE_TASKS[spec.task]
-    allowed = [name for name in inspect.signature(generator).parameters if name not in ("images", "n", "dt_ms", "seed", "dtype")]
-    if spec.task == "digits_rows":
-        allowed = ["split_seed", "seed", *allowed]
-    else:
-        allowed = ["seed", *allowed]
-    for key in options:
-        if key not in allowed:
-            raise ProjectError(f"training.data.{key}", f"task {spec.task!r} has no data option {key!r}; its options are "
-                                                       f"n_train, n_test, {', '.join(allowed)}")
     return options, n_train, n_test
 
 
