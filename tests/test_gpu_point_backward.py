@@ -206,6 +206,33 @@ def test_integrate_and_fire_reset(backward):
     _assert_close({"trace": trace, **final, **found}, {"trace": expected_trace, **expected_final, **expected}, 1e-10, "LIF")
 
 
+def test_in_place_of_the_cpu_kernels_in_a_simulation(backward, monkeypatch):
+    """At Simulation's call of the CPU gradient kernels (as its dispatch on a CUDA device will call
+    these), against the tensor path: a density clamp of learnable amplitude, a batch of two."""
+    from brainfuse_core.solvers import gradient_kernel
+
+    calls = []
+
+    def triton_kernels(*args, threads=None, **options):
+        calls.append(args[0])
+        return backward.run_with_gradients(*args, **options)
+
+    def run(compiled):
+        gna, amplitude = _leaf(0.12), _leaf(10.0)  # S/cm², µA/cm²
+        cell = bf.Cell.point(area=AREA, channels=[bf.channel("hh_na", gbar=gna), bf.channel("hh_k"), bf.channel("leak")])
+        sim = bf.Simulation(cell, stimuli=[bf.IClamp(amp=amplitude, delay=0.5, dur=10.0, density=True)], dt=DT,
+                            celsius=CELSIUS, batch=2, compiled=compiled)
+        v = sim.run(3.0).traces["cell.v"]
+        return v.detach(), torch.autograd.grad((v ** 2).mean(), [gna, amplitude])
+
+    expected_v, expected = run(compiled=False)
+    monkeypatch.setattr(gradient_kernel, "run_with_gradients", triton_kernels)
+    v, found = run(compiled=True)
+    assert calls and v.max().item() > 0.0
+    _assert_close({"v": v, "gna": found[0], "amplitude": found[1]},
+                  {"v": expected_v, "gna": expected[0], "amplitude": expected[1]}, 1e-10, "simulation")
+
+
 def test_checkpoint_spacing_does_not_change_the_result(backward):
     """Replays are exact: any spacing gives the same trace, and the same gradients up to the order of
     the parameter adjoints' sums."""
