@@ -200,6 +200,7 @@ def test_bad_input_gets_clear_errors():
         fit.run(initial={"n_inf": [0.2, 0.3, 0.4]}, steps=1, progress=False)
 
 
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")  # the core's own, as it drops cm's gradient
 def test_a_parameter_the_core_does_not_differentiate_is_named():
     """cm is turned into a plain number by the core: the fit says so instead of silently not fitting it."""
     def build(values):
@@ -209,3 +210,23 @@ def test_a_parameter_the_core_does_not_differentiate_is_named():
     fit = Fit({"cm": (1.0, 0.5, 2.0)}, build, [protocol], dt=0.05)
     with pytest.raises(ModelError, match="parameter 'cm' gets no gradient.*cm and ra"):
         fit.run(steps=1, progress=False)
+
+
+def test_morphology_and_cm_fit_by_finite_differences():
+    """A dendrite's diameter (µm) and cm (µF/cm²) of a passive ball-and-stick, which the core does not
+    differentiate, recovered from the soma's response through finite-difference gradients."""
+    def build(values):
+        soma = bf.Section("soma", 20.0, 20.0)
+        dend = bf.Section("dend", 300.0, values["dend_diam"], nseg=9, parent="soma", region="basal")
+        cell = bf.Cell(bf.Morphology([soma, dend]), cm=values["cm"], ra=100.0)
+        return cell.insert(bf.channel("leak", gbar=1e-4, reversal=-65.0))
+
+    probe = bf.Probe("cell", "v", section="soma")
+    protocol = Protocol("hyperpolarise", [bf.IClamp(-0.05, delay=2.0, dur=20.0, section="soma")], 20.0, [probe],
+                        traces={probe.name: torch.zeros(1)})
+    true = {"dend_diam": 2.0, "cm": 1.0}
+    protocol.traces[probe.name] = protocol.simulate(build(true), 0.05, 6.3, "backward_euler", torch.float64, 1.0).traces[probe.name]
+    fit = Fit({"dend_diam": (3.0, 0.5, 8.0, "log"), "cm": (1.4, 0.3, 3.0, "log")}, build, [protocol], dt=0.05,
+              finite_differences=["dend_diam", "cm"])
+    result = fit.run("lbfgs", steps=20, progress=False)
+    assert max(result.relative_errors(true).values()) < 1e-4

@@ -14,7 +14,9 @@ unconstrained raw tensors behind the bounds (``transforms``). Whatever the build
 be fitted if the core differentiates through it: channel densities (gbar), curve parameters, tabulated
 curve values, Q10, synaptic weights and synapse time constants, stimulus amplitudes. The core turns
 morphology (lengths, diameters), cm and ra into plain numbers, so they get no gradient: a parameter that
-receives none is refused with an error naming it.
+receives none is refused with an error naming it, unless it is listed in ``finite_differences``: its
+gradient then comes from central differences of the loss (two extra runs without gradients per element
+and evaluation, on the fast forward kernels).
 
 Restarts run one after another: the first from the given initial values, the others from random points
 inside the bounds; the best (lowest loss ever evaluated) wins. The simulation's batch dimension cannot
@@ -36,11 +38,21 @@ OPTIMIZERS = ("adam", "lbfgs")
 
 class Fit:
     """Parameters (``FitParameters`` specification), ``build(values) -> Cell or Network``, protocols, and
-    the run settings shared by the protocols (dt ms, celsius °C, method, dtype, surrogate width 1/mV)."""
+    the run settings shared by the protocols (dt ms, celsius °C, method, dtype, surrogate width 1/mV).
+    ``finite_differences``: names of parameters the core does not differentiate (morphology, cm, ra), whose
+    gradients are central differences of step ``difference_step`` in their raw (transformed) values."""
 
     def __init__(self, parameters, build, protocols, dt=0.025, celsius=6.3, method="backward_euler", dtype=torch.float64,
-                 surrogate_beta=1.0):
+                 surrogate_beta=1.0, finite_differences=(), difference_step=1e-4):
         self.parameters = parameters if isinstance(parameters, FitParameters) else FitParameters(parameters)
+        self.finite_differences = [finite_differences] if isinstance(finite_differences, str) else list(finite_differences)
+        for name in self.finite_differences:
+            if name not in self.parameters.items:
+                raise ModelError(f"finite_differences: unknown parameter {name!r}; the fit's parameters are "
+                                 f"{', '.join(self.parameters.names)}")
+        if not difference_step > 0:
+            raise ModelError(f"difference_step must be positive (a step in raw parameter units), got {difference_step!r}")
+        self.difference_step = difference_step
         if not callable(build):
             raise ModelError(f"build must be a function values -> model (Cell or Network), got {type(build).__name__}")
         self.build = build
@@ -142,11 +154,14 @@ class Fit:
 
         def closure():
             opt.zero_grad()
-            loss, _ = self.loss(self.parameters.values(raw), horizon)
+            tracked = {name: t.detach() if name in self.finite_differences else t for name, t in raw.items()}
+            loss, _ = self.loss(self.parameters.values(tracked), horizon)
             if loss.requires_grad:
                 loss.backward()
             if record.evaluations == 0:
                 self._check_gradients(raw)
+            for name in self.finite_differences:
+                raw[name].grad = self._difference_gradient(raw, name, horizon)
             value = float(loss.detach())
             record.evaluations += 1
             record.history.append(value)
@@ -180,15 +195,30 @@ class Fit:
         if record.values is None:
             raise SimulationUnstableError("no finite loss was evaluated")
 
+    def _difference_gradient(self, raw, name, horizon):
+        """d loss / d raw[name] by central differences, element by element."""
+        gradient = torch.zeros_like(raw[name])
+        h = self.difference_step
+        with torch.no_grad():
+            for k in range(gradient.numel()):
+                losses = []
+                for sign in (1.0, -1.0):
+                    shifted = {n: t.detach().clone() for n, t in raw.items()}
+                    shifted[name].view(-1)[k] += sign * h
+                    losses.append(float(self.loss(self.parameters.values(shifted), horizon)[0]))
+                gradient.view(-1)[k] = (losses[0] - losses[1]) / (2 * h)
+        return gradient
+
     def _check_gradients(self, raw):
         for name, tensor in raw.items():
-            if tensor.grad is None:
+            if tensor.grad is None and name not in self.finite_differences:
                 raise ModelError(
                     f"parameter {name!r} gets no gradient from the loss: the model built from it does not depend on it "
                     "differentiably. The core keeps gradients through channel densities, curve parameters and "
                     "tabulated values, Q10, synaptic weights and time constants, and stimulus amplitudes; it turns "
-                    "morphology lengths and diameters, cm and ra into plain numbers. Check that build() uses the "
-                    "value (a tensor), not float(value).")
+                    "morphology lengths and diameters, cm and ra into plain numbers: fit those with "
+                    f"Fit(..., finite_differences=[{name!r}]). Otherwise check that build() uses the value (a tensor), "
+                    "not float(value).")
 
 
 class RestartRecord:
