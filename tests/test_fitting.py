@@ -230,3 +230,18 @@ def test_morphology_and_cm_fit_by_finite_differences():
               finite_differences=["dend_diam", "cm"])
     result = fit.run("lbfgs", steps=20, progress=False)
     assert max(result.relative_errors(true).values()) < 1e-4
+
+
+def test_fit_to_spike_features_alone():
+    """No trace targets: gNa recovered from the first-spike latency (ms) of a current step, the spike count
+    (a surrogate, already right at the start) held."""
+    truth = recorded(TRUE, amp=10.0, duration=20.0)
+    latency = spike_times_from_trace(truth, 0.05)[0] - 1.0
+    protocol = Protocol("latency", [bf.IClamp(10.0, delay=1.0, dur=20.0, density=True)], 20.0, [bf.Probe("cell", "v")],
+                        spikes=SpikeFeatures("cell.v", count=2, latency=latency, window=(1.0, 20.0)))
+    fixed = {"gl": torch.tensor(TRUE["gl"]), "n_inf": torch.tensor(TRUE["n_inf"])}
+    fit = Fit({"gna": (0.09, 0.05, 0.3, "log")}, lambda values: small_cell(dict(fixed, gna=values["gna"])), [protocol], dt=0.05)
+    assert len(spike_times_from_trace(recorded(dict(TRUE, gna=0.09), amp=10.0, duration=20.0), 0.05)) == 2
+    result = fit.run("lbfgs", steps=15, progress=False)
+    assert result.relative_errors({"gna": 0.12})["gna"] < 0.01
+    assert result.loss < 1e-6

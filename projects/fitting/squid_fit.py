@@ -3,7 +3,7 @@
     .venv/bin/python projects/fitting/squid_fit.py [--quick] [--out out/fitting/squid]
 
 The targets are the true model's voltage (NEURON's hh, n∞ and τn tabulated at control points) plus Gaussian
-noise, one protocol per current step. The fit starts from the specification's initial values (conductances off
+noise under current-clamp steps of several amplitudes (run as one batch). The fit starts from the specification's initial values (conductances off
 by -33 %, +39 % and +67 %, n∞ a straight line) and from random points inside the bounds, growing the fitted
 time horizon; the best restart is reported with the relative error of every fitted value. n∞ at the highest
 point is held at its true value: gK and n∞ are otherwise only determined up to gK·n∞⁴ (scaling n∞ by c and gK
@@ -27,7 +27,7 @@ QUICK = {"steps": (-5.0, 2.0, 5.0, 20.0), "duration": 30.0, "dt": 0.05, "restart
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="four 30 ms protocols at dt 0.05 ms, two restarts")
+    parser.add_argument("--quick", action="store_true", help="four 30 ms steps at dt 0.05 ms, two restarts (the full run: five 50 ms steps at dt 0.025 ms, three restarts)")
     parser.add_argument("--out", default="out/fitting/squid", help="output folder (default out/fitting/squid)")
     parser.add_argument("--noise", type=float, default=0.5, help="noise standard deviation (mV)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise and of the restarts")
