@@ -15,8 +15,8 @@ Parameter adjoints stay in registers, one per cell and parameter (a table's entr
 own), summed over the steps of a segment; at the end of a segment each program adds its cells' sum
 (``tl.reduce``, a fixed tree) to its own row of a (programs, P) array, which torch sums afterwards: no
 atomics, so a run's bits do not depend on scheduling. The parameter array carries the autograd
-history of the model's tensors (``Parameters.array``), so the gradient reaches every gbar, curve
-parameter, Q10 and tabulated-curve point. Everything is computed in the state's dtype (float32 stays
+history of the model's tensors (it is built from the pieces of ``Parameters``), so the gradient
+reaches every gbar, curve parameter, Q10 and tabulated-curve point. Everything is computed in the state's dtype (float32 stays
 float32). On a CUDA device the kernels run compiled; on the CPU under Triton's interpreter
 (TRITON_INTERPRET=1 when a kernel is first generated), which is how the tests check them.
 """
