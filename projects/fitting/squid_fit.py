@@ -27,7 +27,8 @@ QUICK = {"steps": (-5.0, 2.0, 5.0, 20.0), "duration": 30.0, "dt": 0.05, "restart
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="four 30 ms steps at dt 0.05 ms, two restarts (the full run: five 50 ms steps at dt 0.025 ms, three restarts)")
+    parser.add_argument("--quick", action="store_true",
+                        help="four 30 ms steps at dt 0.05 ms, two restarts (full: five 50 ms steps at dt 0.025 ms, three restarts)")
     parser.add_argument("--out", default="out/fitting/squid", help="output folder (default out/fitting/squid)")
     parser.add_argument("--noise", type=float, default=0.5, help="noise standard deviation (mV)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the noise and of the restarts")
