@@ -4,7 +4,9 @@
 ``brainfuse run PROJECT`` simulates a project file and writes traces, spikes, a summary and a
 plot; ``brainfuse validate`` runs the validation cases against the reference simulators;
 ``brainfuse train PROJECT`` runs a project's HH-vs-LIF experiment (its "training" section) and
-writes the results table, plots and trained models.
+writes the results table, plots and trained models; ``brainfuse deploy PROJECT --chip NAME`` quantizes a
+project for a neuromorphic chip, runs it in float, fixed point and Lava, and reports its core map, power
+and float-vs-chip agreement (a failed Lava run exits with status 3 after the other results).
 Problems with the user's input print one line ``error: ...`` and exit with status 2; a
 failed validation case exits with status 1.
 """
@@ -19,6 +21,7 @@ from .project import load_project
 
 EXIT_FAILED_CASES = 1
 EXIT_ERROR = 2
+EXIT_LAVA_FAILED = 3
 
 
 def main(argv=None):
@@ -69,6 +72,19 @@ def _parser():
     train.add_argument("--neuron", choices=("hh", "lif", "both"), default="both", help="which neurons (default both)")
     train.add_argument("--seeds", type=_positive_count, help="use seeds 0..N-1 (default: the project's seeds)")
     train.set_defaults(handler=_train)
+
+    deploy = verbs.add_parser("deploy", help="deploy a project to a neuromorphic chip profile",
+                              description="Quantize a project to fixed point, run it in float, in the fixed-point reference "
+                                          "and in Lava, map it onto a chip's cores and estimate its power.")
+    deploy.add_argument("project", type=Path, help="a project file (.json)")
+    deploy.add_argument("--chip", default="loihi2", help="chip profile: loihi2, loihi1 or a profile JSON file (default loihi2)")
+    deploy.add_argument("--out", type=Path, help="output directory (default: out/<project name>/deploy)")
+    deploy.add_argument("--no-lava", action="store_true", help="skip the Lava run (the NumPy fixed-point reference still runs)")
+    deploy.add_argument("--weight-bits", type=_positive_count, default=8, help="weight mantissa bits, 2-8 (default 8)")
+    deploy.add_argument("--substeps", type=_positive_count, default=4, help="HH substeps per chip step (default 4)")
+    deploy.add_argument("--duration", type=_positive_ms, help="simulated time in ms (default: the project's run.duration)")
+    deploy.add_argument("--timeout", type=_positive_ms, default=120.0, help="seconds the Lava run may take (default 120)")
+    deploy.set_defaults(handler=_deploy)
     return parser
 
 
@@ -146,6 +162,23 @@ def _train(args):
     print((out / "results.md").read_text(encoding="utf-8"))
     plots = "learning_curves.png" + (", accuracy_vs_severity.png" if spec.task == "digits_noise" else "")
     print(f"wrote {out}/: results.json, results.md, {plots}, models/ ({len(results['runs'])} trained models)")
+    return 0
+
+
+def _deploy(args):
+    from .chip.deploy import deploy
+
+    out = args.out if args.out is not None else Path("out") / args.project.stem / "deploy"
+    deployment = deploy(args.project, chip=args.chip, weight_bits=args.weight_bits, substeps=args.substeps,
+                        duration=args.duration, use_lava=not args.no_lava, timeout=args.timeout,
+                        progress=lambda stage, fraction: print(f"[{100 * fraction:3.0f} %] {stage}", file=sys.stderr, flush=True))
+    files = deployment.save(out)
+    print(deployment.summary())
+    print(f"wrote {out}/: {', '.join(path.name for path in files)}")
+    if deployment.lava_error:
+        print("error: the Lava run failed (the results above come from the NumPy fixed-point reference):", file=sys.stderr)
+        print(deployment.lava_error, file=sys.stderr)
+        return EXIT_LAVA_FAILED
     return 0
 
 

@@ -18,8 +18,6 @@ takes every constant's low value, the high one every high value, so low ≤ typi
 
 import math
 
-import numpy as np
-
 CASES = ("low", "typical", "high")
 PARTS = ("static", "neuron_updates", "synaptic_ops", "spike_messages", "mesh_hops", "chip_crossings")
 PAPER_WATTS = 1.98  # the BrainFuse paper (arXiv 2601.21407): ~38,000 HH neurons, ~100 M synapses on one chip
@@ -131,6 +129,3 @@ def activity_from_rates(stats, rates_hz, duration_ms):
                    for proj in stats.projections if proj.pre in spikes)
     return {"spikes_per_population": spikes, "synaptic_ops": float(synaptic)}
 
-
-def breakdown_array(estimate, case="typical"):
-    return np.array([estimate.breakdown[case][part] for part in PARTS])
