@@ -6,8 +6,9 @@ respect to the initial voltages, the injected current of every step and every nu
 values). Every library channel on its own, squid HH, the Traub–Miles cell and a cell of expression
 and tabulated gates; float64 and float32, both methods; a lowering to a CUDA binary.
 
-TRITON_INTERPRET=1 is set by a module fixture before the kernels are first generated, and restored
-afterwards. Sizes are small (3 cells, 30 steps, checkpoints every 7 steps: five segments, the last
+Where torch sees a CUDA device the kernels run compiled on it (tensors there, the references too);
+otherwise TRITON_INTERPRET=1 is set by a module fixture before the kernels are first generated, and
+restored afterwards. Sizes are small (3 cells, 30 steps, checkpoints every 7 steps: five segments, the last
 one short) since the interpreter runs every operation in numpy.
 """
 
@@ -30,11 +31,12 @@ CELSIUS = 16.0  # °C: unlike every channel's reference temperature, so Q10s and
 # Relative to each quantity's largest entry. Measured: float64 within 2e-14. float32 against the float32
 # tensor path: the rounding of both, amplified on the upstroke of a spike: traces within 1e-6, gradients 1e-5.
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-4}
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 @pytest.fixture(scope="module")
 def backward():
-    with triton_interpreter(True):
+    with triton_interpreter(DEVICE == "cpu"):
         # Triton's compiler imports gluon, which refuses an interpreted triton.language unless it is
         # itself imported under the interpreter: done here, so that the lowering tests pass in any order.
         import triton.compiler.code_generator  # noqa: F401
@@ -129,24 +131,27 @@ def _loss(trace, final, weights):
     return (trace * weights.to(trace.dtype)).sum() / trace.shape[0] + final["v"].sum() + extra
 
 
-def _run(build, peak, dtype, method="backward_euler", kernels=None, **options):
+def _run(build, peak, dtype, method="backward_euler", kernels=None, device=DEVICE, **options):
     """Trace, final state and the gradients of the loss w.r.t. every leaf, the initial voltages and the
-    injected current, by the tensor path or (``kernels``, gpu.point_backward) the Triton kernels."""
+    injected current, by the tensor path or (``kernels``, gpu.point_backward) the Triton kernels, on
+    ``device`` (the leaves and the results on the CPU)."""
     cell, leaves = build()
     v0, injected, weights = _inputs(dtype, peak)
-    block = CompiledCell(cell, dtype, "cpu")
-    state = block.initial_state(v0.to(dtype).unsqueeze(-1), CELSIUS)
+    block = CompiledCell(cell, dtype, device)
+    state = block.initial_state(v0.to(device, dtype).unsqueeze(-1), CELSIUS)
+    current = injected.to(device)
     if kernels is None:
         trace = []
         for k in range(STEPS):
-            state = block.step(state, DT, CELSIUS, method, injected[k].unsqueeze(-1), 0.0, 0.0)
+            state = block.step(state, DT, CELSIUS, method, current[k].unsqueeze(-1), 0.0, 0.0)
             trace.append(state["v"][..., 0])
         trace, final = torch.stack(trace), state
     else:
-        trace, final = kernels.run_with_gradients(block, state, DT, injected, CELSIUS, method, **options)
+        trace, final = kernels.run_with_gradients(block, state, DT, current, CELSIUS, method, **options)
     inputs = {**leaves, "v0": v0, "injected": injected}
-    grads = torch.autograd.grad(_loss(trace, final, weights), list(inputs.values()))
-    return trace.detach(), {name: value.detach() for name, value in final.items()}, dict(zip(inputs, grads))
+    grads = torch.autograd.grad(_loss(trace.cpu(), {name: value.cpu() for name, value in final.items()}, weights),
+                                list(inputs.values()))
+    return trace.detach().cpu(), {name: value.detach().cpu() for name, value in final.items()}, dict(zip(inputs, grads))
 
 
 def _assert_close(found, expected, tolerance, what):
@@ -200,12 +205,14 @@ def test_integrate_and_fire_reset(backward):
 
     reset = (-55.0, -70.0)  # mV
     assert backward.supports(CompiledCell(lif()[0], torch.float64, "cpu"), CELSIUS, "backward_euler", DT, reset)
-    expected_trace, expected_final, expected = _run(lif, 12.0, torch.float64, kernels=gradient_kernel, reset=reset)
+    expected_trace, expected_final, expected = _run(lif, 12.0, torch.float64, kernels=gradient_kernel, device="cpu",
+                                                    reset=reset)
     trace, final, found = _run(lif, 12.0, torch.float64, kernels=backward, reset=reset, checkpoint_every=EVERY)
     assert int(((trace[1:] >= reset[0]) & (trace[:-1] < reset[0])).sum()) >= 2 * CELLS, "every cell fires repeatedly"
     _assert_close({"trace": trace, **final, **found}, {"trace": expected_trace, **expected_final, **expected}, 1e-10, "LIF")
 
 
+@pytest.mark.skipif(DEVICE != "cpu", reason="on a CUDA device Simulation does not call the CPU gradient kernels")
 def test_in_place_of_the_cpu_kernels_in_a_simulation(backward, monkeypatch):
     """At Simulation's call of the CPU gradient kernels (as its dispatch on a CUDA device will call
     these), against the tensor path: a density clamp of learnable amplitude, a batch of two."""
@@ -247,11 +254,11 @@ def test_batches_and_partial_gradients(backward):
     """(B, C) cells; a loss on the final state only (no trace gradient), the current not learnable."""
     cell, leaves = _hh()
     v0, injected, _ = _inputs(torch.float64, 10.0, steps=12, shape=(2, 3))
-    injected = injected.detach()
+    injected = injected.detach().to(DEVICE)
     grads = []
     for kernels in (None, backward):
-        block = CompiledCell(cell, torch.float64, "cpu")
-        state = block.initial_state(v0.unsqueeze(-1), CELSIUS)
+        block = CompiledCell(cell, torch.float64, DEVICE)
+        state = block.initial_state(v0.to(DEVICE).unsqueeze(-1), CELSIUS)
         if kernels is None:
             for k in range(12):
                 state = block.step(state, DT, CELSIUS, "backward_euler", injected[k].unsqueeze(-1), 0.0, 0.0)
@@ -282,8 +289,8 @@ def test_new_numbers_reuse_the_kernels(backward):
 
 def test_refuses_what_it_cannot_run(backward):
     cell, _ = _hh()
-    block = CompiledCell(cell, torch.float64, "cpu")
-    state = block.initial_state(torch.full((1, 4, 1), -65.0, dtype=torch.float64), CELSIUS)
+    block = CompiledCell(cell, torch.float64, DEVICE)
+    state = block.initial_state(torch.full((1, 4, 1), -65.0, dtype=torch.float64, device=DEVICE), CELSIUS)
     with pytest.raises(ModelError, match=r"expected \(steps, 1, 4\)"):
         backward.run_with_gradients(block, state, DT, torch.zeros(10, 4, dtype=torch.float64), CELSIUS)
     with pytest.raises(ModelError, match="unknown method"):
@@ -296,10 +303,11 @@ def test_refuses_what_it_cannot_run(backward):
     with pytest.raises(ModelError, match="one-compartment"):
         backward.run_with_gradients(block, block.initial_state(torch.full((1, 1, 3), -65.0, dtype=torch.float64), CELSIUS),
                                     DT, torch.zeros(5, 1, 1, dtype=torch.float64), CELSIUS)
-    with triton_interpreter(False):
-        block = CompiledCell(cell, torch.float64, "cpu")
-        with pytest.raises(ModelError, match="CUDA device"):
-            backward.run_with_gradients(block, state, DT, torch.zeros(10, 1, 4, dtype=torch.float64), CELSIUS)
+    if DEVICE == "cpu":
+        with triton_interpreter(False):
+            with pytest.raises(ModelError, match="CUDA device"):
+                backward.run_with_gradients(CompiledCell(cell, torch.float64, "cpu"), state, DT,
+                                            torch.zeros(10, 1, 4, dtype=torch.float64), CELSIUS)
 
 
 @pytest.mark.parametrize("case, dtype", [("custom", torch.float32), ("k_ahp", torch.float64)])
