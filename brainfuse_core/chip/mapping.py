@@ -341,13 +341,13 @@ def map_network(stats, chip="loihi2", real_time=True):
     for name in neurons:
         pop, m, cost = stats.populations[name], sizes[name], costs[name]
         load = _load(stats, profile, name, m, cost, sizes, real_time)
-        if binding[name] is None:
-            for key in limits:
-                if load[key] > limits[key]:
-                    violations.append({"population": name, "limit": key, "need": load[key], "have": limits[key],
-                                       "message": f"one cell needs {load[key]:,.0f} of the core's {limits[key]:,.0f} ({key})"})
+        broken = [key for key in limits if load[key] > limits[key]] if binding[name] is None else []
+        for key in broken:
+            violations.append({"population": name, "limit": key, "need": load[key], "have": limits[key],
+                               "message": f"one cell per core needs {load[key]:,.0f} of the core's {limits[key]:,.0f} ({key})"})
         n_cores = math.ceil(pop.n / m)
-        per_population[name] = {"n": pop.n, "neurons_per_core": m, "cores": n_cores, "binding": binding[name] or "violation",
+        per_population[name] = {"n": pop.n, "neurons_per_core": m, "cores": n_cores,
+                                "binding": binding[name] or f"{', '.join(broken)} (violated)",
                                 "hh_cost_factor": cost.hh_cost_factor, "ops_per_substep": cost.ops_per_substep,
                                 "state_bytes": cost.state_bytes, "table_bytes": cost.table_bytes, "slots_per_neuron": cost.slots,
                                 "load": load}
