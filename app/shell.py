@@ -11,7 +11,7 @@ from .editors.cell_editor import CellEditor
 from .editors.channel_editor import ChannelEditor
 from .editors.circuit_editor import CircuitEditor
 from .state import Workbench, example_projects
-from .views.placeholders import DeployPane
+from .views.deploy import DeployPane
 from .views.simulate import SimulatePane
 from .views.train import TrainPane
 
