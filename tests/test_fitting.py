@@ -245,3 +245,15 @@ def test_fit_to_spike_features_alone():
     result = fit.run("lbfgs", steps=15, progress=False)
     assert result.relative_errors({"gna": 0.12})["gna"] < 0.01
     assert result.loss < 1e-6
+
+
+def test_horizons_hold_back_spike_features_until_their_window():
+    """A count over the whole protocol is not compared with the first milliseconds of it."""
+    protocol = Protocol("count", [bf.IClamp(10.0, delay=1.0, dur=20.0, density=True)], 20.0, [bf.Probe("cell", "v")],
+                        spikes=[SpikeFeatures("cell.v", count=2), SpikeFeatures("cell.v", latency=1.0, window=(0.0, 5.0))])
+    fit = Fit(SPEC, small_cell, [protocol], dt=0.05)
+    values = fit.parameters.values(fit.parameters.raw())
+    assert set(fit.loss(values, horizon=6.0)[1]["count"]) == {"latency:cell.v"}
+    assert set(fit.loss(values)[1]["count"]) == {"count:cell.v", "latency:cell.v"}
+    with pytest.raises(ModelError, match="nothing to compare within the first 4 ms"):
+        fit.loss(values, horizon=4.0)

@@ -104,7 +104,8 @@ class Protocol:
 
     def loss(self, result, surrogate_beta):
         """(total, {term: value}) of a Result of this protocol; terms are named 'trace:PROBE' and 'FEATURE:PROBE'.
-        A Result shorter than the protocol (a fit's horizon) is compared with the targets' first samples."""
+        A Result shorter than the protocol (a fit's horizon) is compared with the targets' first samples and
+        with the spike features whose windows end within it."""
         terms = {}
         shortened = result.duration < self.duration
         for key, target in self.traces.items():
@@ -123,7 +124,9 @@ class Protocol:
             else:
                 terms[f"trace:{key}"] = error.mean()
         for features in self.spikes:
-            if features.window is not None and features.window[0] >= result.duration:
+            # Within a fit's shorter horizon, a count or rate over a longer window would be compared with a
+            # part of it: such features wait for a horizon that holds their window.
+            if (features.window[1] if features.window is not None else self.duration) > result.duration + 1e-9:
                 continue
             trace = result.traces[features.probe]
             measured = features.measure(trace.reshape(-1, trace.shape[-1]), result.times[features.probe], surrogate_beta)

@@ -75,6 +75,9 @@ class Fit:
             loss, terms = protocol.loss(result, self.surrogate_beta)
             total = total + loss
             parts[protocol.name] = terms
+        if not any(parts.values()):
+            raise ModelError(f"nothing to compare within the first {horizon:g} ms: every spike-feature window ends later "
+                             "and there are no target traces; drop that horizon")
         return total, parts
 
     def simulate(self, values):
