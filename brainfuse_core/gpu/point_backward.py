@@ -27,12 +27,9 @@ import math
 import torch
 import triton
 
-from ..channels.curves import NotCompilable
 from ..errors import ModelError
 from ..solvers import gradient_kernel
-from ..solvers.adjoint import NEUTRAL, adjoint, render
-from ..solvers.membrane import METHODS
-from ..solvers.step_source import point_step
+from ..solvers.adjoint import render
 from .functions import ADJOINT_FUNCTIONS
 from .point import _kernel, lower_for_cuda
 from .point_source import without_powers
@@ -141,20 +138,8 @@ class _Run(torch.autograd.Function):
 def _kernels(block, celsius, method, dt, reset=None):
     """(forward, reverse, parameters): the kernels for ``block`` (with ``reset``, see
     ``run_with_gradients``; cached by source) and its ``gradient_kernel.Parameters``."""
-    if method not in METHODS:
-        raise ModelError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    parameters = gradient_kernel.Parameters(block)
-    try:
-        statements = point_step(block, celsius, method, float(dt), parameters, NEUTRAL, reset=reset)
-    except NotCompilable as err:
-        raise ModelError(f"the Triton gradient kernels cannot run this population: {err}; "
-                         "run it on the tensor path (Simulation(..., compiled=False))") from None
-    n_states = len(block.state_names())
-    states = [f"s{k}" for k in range(n_states)]
-    traced = "new_s0" if reset is None else "v_free"
-    outputs = [f"new_{s}" for s in states] + ([traced] if reset is not None else [])
-    reverse = adjoint(statements, [*states, "inj", *parameters.scalars], outputs, parameters.tables)
-    source = kernel_source(n_states, statements, reverse, parameters, traced)
+    statements, reverse, parameters, traced = gradient_kernel.step_and_adjoint(block, celsius, method, dt, reset)
+    source = kernel_source(len(block.state_names()), statements, reverse, parameters, traced)
     return _kernel(source, "forward"), _kernel(source, "reverse"), parameters
 
 
@@ -240,7 +225,7 @@ def kernel_source(n_states, statements, reverse, parameters, traced="new_s0"):
         "def reverse(_states_ptr, _injected_ptr, _params_ptr, _d_trace_ptr, _adjoint_ptr, _d_injected_ptr, _partial_ptr,",
         "            _n_cells, _n_steps, INJECT: tl.constexpr, BLOCK: tl.constexpr):",
         *pad(prologue, 1),
-        f"    _zero = tl.full([BLOCK], 0.0, _params_ptr.dtype.element_ty)",
+        "    _zero = tl.full([BLOCK], 0.0, _params_ptr.dtype.element_ty)",
         *pad([f"_a{k} = {load('_adjoint_ptr', k, 0.0)}" for k in states], 1),
         *pad([f"_d{slot} = _zero" for slot in slots], 1),
         "    for _step in range(_n_steps):",

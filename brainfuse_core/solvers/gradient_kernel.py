@@ -162,22 +162,32 @@ def gradient_kernels(block, celsius, method, dt, reset=None):
     source, ``generated.load``; see ``_source`` for their arguments) and the ``Parameters`` of this
     model. With ``reset`` (threshold, v_reset) mV the cells integrate and fire (``point_step``) and
     the trace is the voltage before the reset. Raises ModelError for what they cannot run."""
+    statements, reverse, parameters, traced = step_and_adjoint(block, celsius, method, dt, reset)
+    n_states = len(block.state_names())
+    source = _source(n_states, render(statements, FUNCTIONS), render(reverse, FUNCTIONS), parameters, traced)
+    module = generated.load(source, _NAMESPACE, dependencies=(_OWN_DIGEST,))
+    return module.forward, module.reverse, parameters
+
+
+def step_and_adjoint(block, celsius, method, dt, reset=None):
+    """(statements, reverse, parameters, traced): one step of ``block`` in neutral form
+    (``point_step``, numbers named by ``Parameters``), its adjoint (inputs: the states, inj and the
+    scalar parameters; outputs: the new states, and with ``reset`` the traced ``v_free``), and the name
+    of the voltage a trace records. What every backend's gradient kernels render. Raises ModelError
+    for what they cannot run."""
     if method not in METHODS:
         raise ModelError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     parameters = Parameters(block)
     try:
         statements = point_step(block, celsius, method, float(dt), parameters, NEUTRAL, reset=reset)
     except NotCompilable as err:
-        raise ModelError(f"the gradient kernel cannot run this population: {err}; "
+        raise ModelError(f"the gradient kernels cannot run this population: {err}; "
                          "run it on the tensor path (Simulation(..., compiled=False))") from None
-    n_states = len(block.state_names())
-    states = [f"s{k}" for k in range(n_states)]
+    states = [f"s{k}" for k in range(len(block.state_names()))]
     traced = "new_s0" if reset is None else "v_free"
     outputs = [f"new_{s}" for s in states] + ([traced] if reset is not None else [])
     reverse = adjoint(statements, [*states, "inj", *parameters.scalars], outputs, parameters.tables)
-    source = _source(n_states, render(statements, FUNCTIONS), render(reverse, FUNCTIONS), parameters, traced)
-    module = generated.load(source, _NAMESPACE, dependencies=(_OWN_DIGEST,))
-    return module.forward, module.reverse, parameters
+    return statements, reverse, parameters, traced
 
 
 BLOCK_CELLS = 256
