@@ -151,3 +151,55 @@ def test_hh_and_lif_are_compared_clean_and_per_corruption_severity():
         line = pane.plots.severity_sources[neuron].data
         assert line["severity"] == [0, 1, 5] and line["accuracy"] == pytest.approx([clean] + per_severity)
     assert pane.plots.severity.visible and pane.progress.value == 100
+
+
+def test_the_squid_fit_streams_its_loss_and_saves_its_report(tmp_path):
+    from brainfuse_core.training.fit_squid import true_n_inf
+
+    workbench = Workbench()
+    pane = TrainPane(workbench)
+    pane.view()
+    pane.task.value = "squid_fit"
+    assert pane.fit_box.visible and not pane.learning_box.visible
+    pane.optimizer.value = "adam"
+    pane.fit_fields["fit_steps"].input.value = "3"
+    pane._start()
+    job = pane.job
+    assert job.join(120) and job.state == "finished", job.error
+    pane.refresh()
+    losses = list(pane.plots.source.data["loss"])
+    assert losses == pytest.approx(job.log.losses()) and len(losses) == 3 * 4  # 3 Adam steps in each of 4 stages
+    assert losses[0] > losses[2]  # the first stage's loss falls
+    table = job.result.table(job.true)
+    shown = pane.fit_table.object
+    for row in table:
+        assert f"| {row['parameter']} | {row['fitted']:.5g} | {row['true']:.5g} |" in shown
+    data = pane.plots.n_inf_source.data
+    assert data["true"] == pytest.approx(true_n_inf()[0][:-1].tolist())
+    assert data["fitted"] == pytest.approx(job.result.values["n_inf"].tolist())
+    assert workbench.save(str(tmp_path / "fitting.json"))
+    pane._save()
+    assert not pane.error.visible and "fitting.fit/squid" in pane.message.object
+    assert (tmp_path / "fitting.fit" / "squid" / "fit.json").is_file()
+
+
+def test_a_stopped_fit_shows_its_last_values_and_has_nothing_to_save(tmp_path):
+    workbench = Workbench(path=None)
+    pane = TrainPane(workbench)
+    pane.task.value = "squid_fit"
+    pane.fit_fields["noise_mv"].input.value = "-1"
+    pane._start()
+    assert pane.job is None and "Noise" in pane.error.object
+    pane.fit_fields["noise_mv"].input.value = "0.5"
+    pane._start()
+    job = pane.job
+    wait_for(lambda: job.log.count() >= 3 or job.done, 120)
+    pane._stop()
+    assert job.join(60) and job.state == "stopped" and job.result is None
+    pane.refresh()
+    last = job.log.values
+    assert f"| gna | {float(last['gna']):.5g} |" in pane.fit_table.object
+    assert pane.save_button.disabled and pane.progress.value < 100
+    workbench.save(str(tmp_path / "p.json"))
+    pane._save()
+    assert pane.error.visible and "let it finish" in pane.error.object and not (tmp_path / "p.fit").exists()

@@ -1,6 +1,7 @@
 """The Train pane: train a spiking classifier with HH or LIF neurons (or both, for the comparison)
 on one of the learning tasks of ``training.experiments``, watch the loss and accuracy per batch,
-stop, compare HH with LIF, and save the trained models into the project.
+stop, compare HH with LIF, and save the trained models into the project; or fit the squid axon's
+conductances and n∞ curve (``training.fit_squid``, run by ``train_fit.FitJob``) and save its report.
 
 Settings start from the project's "training" section (or the training API's defaults). Each field
 is checked as it is typed, then all of them together by the API's ``TrainingSpec`` (a refused value
@@ -21,20 +22,24 @@ import panel as pn
 from brainfuse_core import BrainFuseError
 from brainfuse_core.errors import ProjectError
 from brainfuse_core.training import experiments
+from brainfuse_core.training.fit_report import write_report
 
 from ..bokeh_updates import served_document
 from ..editors.fields import parse_number
 from .live_plots import PageFeedback
 from .simulate import ACK_TIMEOUT_S, IN_FLIGHT
-from .train_plots import TrainingPlots
+from .train_fit import FitJob
+from .train_plots import FitPlots, TrainingPlots
 from .train_run import NEURON_LABELS, TrainingJob
 
 REFRESH_MS = 200
+FIT_TASK = "squid_fit"
 TASKS = {
     "Digits under noise (digits_noise)": "digits_noise",
     "Digits row by row (digits_rows)": "digits_rows",
     "Delayed match-to-sample (delayed_match)": "delayed_match",
     "Temporal XOR (temporal_xor)": "temporal_xor",
+    "Fit squid HH: gNa, gK, gL, n∞ (fitting)": FIT_TASK,
 }
 NEURON_CHOICES = {"HH": ["hh"], "LIF": ["lif"], "HH and LIF": ["hh", "lif"]}
 READOUTS = {"spike count": "count", "membrane voltage": "voltage"}
@@ -49,6 +54,12 @@ FIELDS = (
     ("bin_ms", "Bin (ms)", dict(exclusive_minimum=0)),
     ("dt", "dt (ms)", dict(exclusive_minimum=0)),
     ("seed", "Seed", dict(integer=True, minimum=0)),
+)
+FIT_FIELDS = (
+    ("fit_steps", "Steps per stage", dict(integer=True, minimum=1, maximum=1000), 40),
+    ("fit_restarts", "Restarts", dict(integer=True, minimum=1, maximum=20), 1),
+    ("noise_mv", "Noise (mV)", dict(minimum=0), 0.5),
+    ("fit_seed", "Seed", dict(integer=True, minimum=0), 0),
 )
 # Options of one task's data generator; another task refuses them.
 TASK_SPECIFIC = ("data", "quick")
@@ -102,6 +113,10 @@ class TrainPane:
         self.readout = pn.widgets.Select(name="Readout", options=READOUTS, width=300, css_classes=["bf-train-readout"])
         self.fields = {key: HyperField(key, label, bounds, None) for key, label, bounds in FIELDS}
         self.cell_note = pn.pane.Markdown("", css_classes=["bf-train-cell"], margin=(0, 10))
+        self.optimizer = pn.widgets.Select(name="Optimizer", options={"L-BFGS": "lbfgs", "Adam": "adam"}, width=300,
+                                           css_classes=["bf-fit-optimizer"])
+        self.fit_fields = {key: HyperField(key, label, bounds, value) for key, label, bounds, value in FIT_FIELDS}
+        self.fit_table = pn.pane.Markdown("", css_classes=["bf-fit-table"], visible=False, margin=(0, 10))
         self.start_button = pn.widgets.Button(label="Start", button_type="primary", width=90, css_classes=["bf-train-start"])
         self.stop_button = pn.widgets.Button(label="Stop", button_type="danger", width=90, disabled=True,
                                              css_classes=["bf-train-stop"])
@@ -119,17 +134,33 @@ class TrainPane:
         self.comparison_pane = pn.pane.Bokeh(self.plots.comparison, sizing_mode="stretch_width",
                                              css_classes=["bf-train-comparison"])
         self.severity_pane = pn.pane.Bokeh(self.plots.severity, sizing_mode="stretch_width", css_classes=["bf-train-severity"])
+        # Visibility is toggled on this row, not on the Bokeh panes: Panel fails to re-render a Bokeh pane
+        # whose own ``visible`` changes (it hands Bokeh's stylesheet objects to a parameter of strings).
+        self.results_row = pn.Row(self.comparison_pane, self.severity_pane, sizing_mode="stretch_width")
         self.feedback = PageFeedback(width=0, height=0, margin=0)
         self._sent_at = 0.0
         self._callback = None
         self._shown_state = None
         self._shown_section = None
+        self.learning_box = pn.Column(
+            pn.pane.Markdown("**Neurons**", margin=(5, 10, 0, 10)), self.neurons, self.cell_note, self.readout,
+            _grid(self.fields.values()), margin=0)
+        self.fit_box = pn.Column(
+            pn.pane.Markdown("Recover the squid axon's conductances and its K⁺ gate's tabulated n∞ from noisy "
+                             "current-clamp traces (5 current steps, 50 ms; the fitted horizon grows 10 → 20 → 35 ms → all).",
+                             margin=(0, 10)),
+            self.optimizer, _grid(self.fit_fields.values()), margin=0, visible=False)
+        self.task.param.watch(self._task_chosen, "value")
         self._document_changed()
         workbench.param.watch(self._document_changed, "revision")
         document = served_document()
         self._served = document is not None
         if self._served:
             document.on_session_destroyed(lambda context: self.job is not None and self.job.stop())
+
+    def _task_chosen(self, event=None):
+        fitting = self.task.value == FIT_TASK
+        self.learning_box.visible, self.fit_box.visible = not fitting, fitting
 
     # ------------------------------------------------------------------ document
     def _section(self):
@@ -144,7 +175,8 @@ class TrainPane:
             return
         self._shown_section = section
         values = {**experiments.TrainingSpec(task="digits_noise").section(), **section}
-        self.task.value = values["task"]
+        if self.task.value != FIT_TASK:
+            self.task.value = values["task"]
         self.readout.value = values["readout"]
         self.neurons.value = next((label for label, neurons in NEURON_CHOICES.items() if neurons == list(values["neurons"])),
                                   "HH and LIF")
@@ -176,22 +208,40 @@ class TrainPane:
                 self.fields[key].show(str(err).split(": ", 1)[-1])
             raise ValueError(str(err)) from None
 
+    def _fit_settings_checked(self):
+        """None when the fit's fields all parse; else ValueError naming those that do not."""
+        bad = [field.input.label for field in self.fit_fields.values() if not field.valid]
+        if bad:
+            raise ValueError(f"fix the fields marked ⚠ first ({', '.join(bad)})")
+        return None
+
     # ------------------------------------------------------------------ actions
     def _start(self, event=None):
         self.message.visible = False
         try:
-            spec = self.spec()
+            spec = self._fit_settings_checked() if self.task.value == FIT_TASK else self.spec()
         except ValueError as err:
             self._fail(str(err))
             return
         self.error.visible = False
         if self.job is not None and not self.job.done:
             self.job.stop()
-        self.job = TrainingJob(spec, self.fields["seed"].value).start()
         self.saved = {}
-        self.plots = TrainingPlots(spec.neurons)
-        self.loss_pane.object, self.accuracy_pane.object = self.plots.loss, self.plots.accuracy
-        self.comparison_pane.object, self.severity_pane.object = self.plots.comparison, self.plots.severity
+        if spec is None:
+            values = {key: field.value for key, field in self.fit_fields.items()}
+            self.job = FitJob(self.optimizer.value, values["fit_steps"], values["fit_restarts"], values["noise_mv"],
+                              values["fit_seed"]).start()
+            self.plots = FitPlots()
+            self.loss_pane.object, self.accuracy_pane.object = self.plots.loss, self.plots.n_inf
+        else:
+            self.job = TrainingJob(spec, self.fields["seed"].value).start()
+            self.plots = TrainingPlots(spec.neurons)
+            self.loss_pane.object, self.accuracy_pane.object = self.plots.loss, self.plots.accuracy
+            self.comparison_pane.object, self.severity_pane.object = self.plots.comparison, self.plots.severity
+        fitting = spec is None
+        self.save_button.label = "Save report" if fitting else "Save model"
+        self.results_row.visible = not fitting
+        self.fit_table.param.update(object="", visible=fitting)
         self._shown_state = None
         if self._callback is None:
             self._callback = pn.io.PeriodicCallback(callback=self.refresh, period=REFRESH_MS, log=False)
@@ -209,6 +259,9 @@ class TrainPane:
         "training" section. A model already at that place is moved aside, never overwritten."""
         self.message.visible = False
         job = self.job
+        if isinstance(job, FitJob):
+            self._save_fit(job)
+            return
         if job is None or not job.models:
             self._fail("save: nothing trained yet; press Start first")
             return
@@ -253,6 +306,28 @@ class TrainPane:
         self.message.param.update(object=f"Saved {files}{moved}; the settings they were trained with are in the project's "
                                          "training section (Save the project to keep them).", visible=True)
 
+    def _save_fit(self, job):
+        """Write a finished fit's report (loss curve, before/after traces, fitted against true values) beside the project."""
+        if job.state != "finished":
+            self._fail("save: only a fit that ran to the end has a result to save; press Start and let it finish")
+            return
+        if not self.workbench.path:
+            self._fail("save: the project has no file yet; use Save as in the sidebar first "
+                       "(the fit report is stored next to the project file)")
+            return
+        project = Path(self.workbench.path)
+        if "fit" not in self.saved:
+            folder = _free_path(project.with_name(f"{project.stem}.fit") / "squid")
+            try:
+                write_report(job.fit, job.result, folder, job.true, title="Squid axon: gNa, gK, gL and tabulated n∞")
+            except (OSError, BrainFuseError) as err:
+                self._fail(f"save: could not write the fit report: {err}")
+                return
+            self.saved["fit"] = folder
+        self.error.visible = False
+        self.message.param.update(object=f"Saved the fit report in {_relative(self.saved['fit'], project.parent)} "
+                                         f"(fit.json, fit.md, loss.png, traces.png).", visible=True)
+
     # ------------------------------------------------------------------ live refresh
     def refresh(self):
         """Periodic: stream the job's new points; once the job has ended show its results and stop refreshing."""
@@ -263,7 +338,10 @@ class TrainPane:
         with pn.io.hold():
             self.plots.push(job.log.drain())
             self._show()
-            if ended:
+            if isinstance(job, FitJob):
+                self.plots.show_n_inf(job.n_inf())
+                self.fit_table.object = _fit_table(job.rows())
+            elif ended:
                 self.plots.show_results(job.results)
             self.feedback.sent += 1
         self._sent_at = time.monotonic()
@@ -281,8 +359,10 @@ class TrainPane:
         if job is None:
             return
         self.progress.value = int(100 * job.fraction_done)
-        last = job.log.last
+        last = None if isinstance(job, FitJob) else job.log.last
         where = ""
+        if isinstance(job, FitJob) and job.log.count():
+            where = f" evaluation {job.log.count()}: loss {job.log.losses()[-1]:.4g} mV²;"
         if last is not None:
             neuron, epoch, batch, loss, accuracy = last
             where = (f" {NEURON_LABELS[neuron]} epoch {epoch + 1}/{job.spec.epochs}, batch {batch + 1}: "
@@ -294,7 +374,8 @@ class TrainPane:
             self._shown_state = state
             self.start_button.disabled = state in ("running", "stopping")
             self.stop_button.disabled = state != "running"
-            self.save_button.disabled = not (job.done and job.models)
+            savable = job.state == "finished" if isinstance(job, FitJob) else job.done and job.models
+            self.save_button.disabled = not savable
             if state == "failed":
                 self._fail(f"training failed: {job.error}")
 
@@ -302,19 +383,28 @@ class TrainPane:
         self.error.param.update(object=message, visible=True)
 
     def view(self):
-        fields = list(self.fields.values())
-        grid = pn.Column(*[pn.Row(*[f.view() for f in fields[k:k + 2]], margin=0) for k in range(0, len(fields), 2)],
-                         margin=0)
         controls = pn.Column(
-            pn.pane.Markdown("### Train a spiking classifier", margin=(0, 10)), self.task,
-            pn.pane.Markdown("**Neurons**", margin=(5, 10, 0, 10)), self.neurons, self.cell_note, self.readout, grid,
+            pn.pane.Markdown("### Train or fit", margin=(0, 10)), self.task, self.learning_box, self.fit_box,
             pn.Row(self.start_button, self.stop_button, self.save_button), self.progress, self.status, self.error,
             self.message, self.feedback, width=330,
         )
         plots = pn.Column(pn.Row(self.loss_pane, self.accuracy_pane, sizing_mode="stretch_width"),
-                          pn.Row(self.comparison_pane, self.severity_pane, sizing_mode="stretch_width"),
+                          self.results_row, self.fit_table,
                           sizing_mode="stretch_width")
         return pn.Row(controls, plots, sizing_mode="stretch_width")
+
+
+def _grid(fields):
+    fields = list(fields)
+    return pn.Column(*[pn.Row(*[f.view() for f in fields[k:k + 2]], margin=0) for k in range(0, len(fields), 2)], margin=0)
+
+
+def _fit_table(rows):
+    if not rows:
+        return ""
+    lines = ["| parameter | fitted | true | error |", "| --- | --- | --- | --- |"]
+    lines += [f"| {label} | {fitted:.5g} | {true:.5g} | {100 * error:.2f} % |" for label, fitted, true, error in rows]
+    return "\n".join(lines)
 
 
 def _free_path(path):

@@ -96,3 +96,34 @@ class TrainingPlots:
         """(steps, losses, accuracies) drawn so far for ``neuron``."""
         data = self.sources[neuron].data
         return np.asarray(data["step"]), np.asarray(data["loss"]), np.asarray(data["accuracy"])
+
+
+class FitPlots:
+    """The figures of a fit: the loss of every evaluation (log scale; it jumps where the fitted horizon
+    grows) and the tabulated n∞ control points, true against the latest fitted values."""
+
+    def __init__(self):
+        self.loss = _figure("Fit loss per evaluation", "evaluation", "loss (mV²)", y_axis_type="log")
+        self.source = ColumnDataSource({"step": np.empty(0), "loss": np.empty(0)}, name="bf-fit-loss")
+        line = self.loss.line("step", "loss", source=self.source, color=COLOURS["hh"], line_width=1.5)
+        line.update(selection_glyph=None, nonselection_glyph=None, muted_glyph=None)
+        self.n_inf = _figure("K⁺ gate n∞ at its control points", "V (mV)", "n∞", y_range=Range1d(0, 1.02))
+        self.n_inf_source = ColumnDataSource({"v": [], "true": [], "fitted": []}, name="bf-fit-n-inf")
+        self.n_inf.scatter("v", "true", source=self.n_inf_source, color="black", size=8, legend_label="true")
+        self.n_inf.line("v", "fitted", source=self.n_inf_source, color=COLOURS["lif"], line_width=2, legend_label="fitted")
+        self.n_inf.scatter("v", "fitted", source=self.n_inf_source, color=COLOURS["lif"], size=6)
+        self.n_inf.legend.location = "top_left"
+
+    def push(self, points):
+        """Stream [(evaluation, loss), ...]; returns whether anything was new."""
+        if not points:
+            return False
+        step, loss = np.array(points, dtype=float).T
+        self.source.stream({"step": step, "loss": loss}, rollover=ROLLOVER)
+        return True
+
+    def show_n_inf(self, n_inf):
+        """Draw (points mV, true, fitted) n∞; None leaves the figure as it is."""
+        if n_inf is not None:
+            points, true, fitted = n_inf
+            self.n_inf_source.data = {"v": list(points), "true": list(true), "fitted": list(fitted)}

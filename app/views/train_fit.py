@@ -1,0 +1,161 @@
+"""Fitting off the event loop, for the Train pane: the squid-axon problem of ``training.fit_squid``
+(recover gNa, gK, gL and the K⁺ gate's tabulated n∞ from noisy current-clamp traces).
+
+A ``FitJob`` runs ``Fit.run`` in a worker thread with the growing time horizons of the example
+script (``projects/fitting/squid_fit.py``). ``Fit.run`` has no per-evaluation callback or stop
+request of its own, so the job watches the fit's loss function instead: every evaluation's loss
+and values are recorded for the pane, and a stop request ends the fit at its next evaluation (the
+values of the last evaluation are then shown; only a finished fit has a ``FitResult`` to save).
+Nothing here imports Panel.
+"""
+
+import logging
+import threading
+import time
+
+import torch
+
+from brainfuse_core import BrainFuseError
+from brainfuse_core.training.fit_squid import N_POINTS_MV, squid_problem
+
+log = logging.getLogger(__name__)
+
+HORIZONS_MS = (10.0, 20.0, 35.0)
+OPTIMIZERS = ("lbfgs", "adam")
+
+
+class FitStopped(Exception):
+    """Raised from the watched loss function when the user stopped the fit."""
+
+
+class FitLog:
+    """(evaluation, loss) of every loss evaluation and the latest values: written by the worker, drained by the pane."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._points = []
+        self._drained = 0
+        self.values = None
+
+    def add(self, loss, values):
+        with self._lock:
+            self._points.append((len(self._points) + 1, float(loss)))
+            self.values = values
+
+    def drain(self):
+        with self._lock:
+            new, self._drained = self._points[self._drained:], len(self._points)
+            return new
+
+    def losses(self):
+        with self._lock:
+            return [loss for _, loss in self._points]
+
+    def count(self):
+        with self._lock:
+            return len(self._points)
+
+
+class FitJob:
+    """Fits the squid problem (targets with ``noise_mv`` mV of noise drawn from ``seed``) with ``optimizer``,
+    ``steps`` per restart and stage, ``restarts`` restarts. ``state``: "running", then "finished" (``result``,
+    a FitResult), "stopped" or "failed" (``error``). ``true``: the true values once the problem is built."""
+
+    def __init__(self, optimizer="lbfgs", steps=40, restarts=1, noise_mv=0.5, seed=0):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        self.optimizer, self.steps, self.restarts, self.noise_mv, self.seed = optimizer, steps, restarts, noise_mv, seed
+        self.log = FitLog()
+        self.fit = self.true = self.result = None
+        self.state, self.phase, self.error = "running", "starting", ""
+        self.stages_done = 0
+        self._horizon = "none"
+        self._stop = threading.Event()
+        self._started = self._ended = None
+        self._thread = threading.Thread(target=self._work, name="brainfuse-fit", daemon=True)
+
+    def start(self):
+        self._started = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+
+    def join(self, timeout=None):
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def done(self):
+        return self.state in ("finished", "stopped", "failed")
+
+    @property
+    def stopping(self):
+        return self._stop.is_set() and not self.done
+
+    @property
+    def wall_s(self):
+        if self._started is None:
+            return 0.0
+        return (self._ended or time.perf_counter()) - self._started
+
+    @property
+    def fraction_done(self):
+        """Share of the stages (horizons × restarts) begun, 1 once finished."""
+        if self.state == "finished":
+            return 1.0
+        return min(1.0, max(0, self.stages_done - 1) / ((len(HORIZONS_MS) + 1) * self.restarts))
+
+    def rows(self):
+        """[(label, fitted, true, relative error)] for the latest values (the result's when finished)."""
+        values = self.result.values if self.result is not None else self.log.values
+        if values is None or self.fit is None:
+            return []
+        parameters = self.fit.parameters
+        fitted = parameters.flat(values)
+        true = parameters.flat(parameters.checked(self.true, "true values"))
+        return [(label, value, true[label], abs(value - true[label]) / abs(true[label])) for label, value in fitted.items()]
+
+    def n_inf(self):
+        """(points mV, true n∞, fitted n∞) at the tabulated gate's fitted control points, or None before any evaluation."""
+        values = self.result.values if self.result is not None else self.log.values
+        if values is None or self.true is None:
+            return None
+        points = list(N_POINTS_MV[:-1])
+        return points, self.true["n_inf"].tolist(), torch.as_tensor(values["n_inf"]).detach().tolist()
+
+    def _work(self):
+        try:
+            self.phase = "simulating the targets"
+            fit, self.true = squid_problem(noise_mv=self.noise_mv, seed=self.seed)
+            self.fit = fit
+            loss = fit.loss
+
+            def watched(values, horizon=None):
+                total, parts = loss(values, horizon)
+                if horizon != self._horizon:
+                    self._horizon = horizon
+                    self.stages_done += 1
+                    self.phase = "fitting " + ("the whole traces" if horizon is None else f"the first {horizon:g} ms")
+                self.log.add(float(total.detach()), {name: value.detach().clone() for name, value in values.items()})
+                if self._stop.is_set():
+                    raise FitStopped
+                return total, parts
+
+            fit.loss = watched
+            self.result = fit.run(optimizer=self.optimizer, steps=self.steps, restarts=self.restarts, seed=self.seed,
+                                  horizons=HORIZONS_MS, progress=False)
+        except FitStopped:
+            self._end("stopped")
+        except BrainFuseError as err:
+            self._end("failed", " ".join(str(err).split()))
+        except Exception as err:  # noqa: BLE001 - shown to the user as one line; the traceback goes to the log
+            log.exception("fit failed")
+            self._end("failed", " ".join(f"{type(err).__name__}: {err}".split()))
+        else:
+            self._end("finished")
+
+    def _end(self, state, error=""):
+        self._ended = time.perf_counter()
+        self.error, self.phase, self.state = error, "", state
