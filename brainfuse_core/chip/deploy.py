@@ -126,7 +126,6 @@ def deploy(project, chip="loihi2", out_dir=None, weight_bits=8, substeps=4, dura
     timings = {}
 
     def stage(name):
-        nonlocal done
         report(name, done)
         started = time.perf_counter()
 
