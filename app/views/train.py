@@ -50,7 +50,7 @@ FIELDS = (
     ("epochs", "Epochs", dict(integer=True, minimum=1, maximum=10_000)),
     ("batch_size", "Batch size", dict(integer=True, minimum=1, maximum=100_000)),
     ("learning_rate", "Learning rate", dict(exclusive_minimum=0, maximum=10)),
-    ("bins", "Bins per image", dict(integer=True, minimum=1, maximum=10_000)),
+    ("bins", "Bins (digits_noise)", dict(integer=True, minimum=1, maximum=10_000)),
     ("bin_ms", "Bin (ms)", dict(exclusive_minimum=0)),
     ("dt", "dt (ms)", dict(exclusive_minimum=0)),
     ("seed", "Seed", dict(integer=True, minimum=0)),
@@ -336,9 +336,9 @@ class TrainPane:
             return
         ended = job.done
         with pn.io.hold():
-            self.plots.push(job.log.drain())
+            new = self.plots.push(job.log.drain())
             self._show()
-            if isinstance(job, FitJob):
+            if isinstance(job, FitJob) and (new or ended):
                 self.plots.show_n_inf(job.n_inf())
                 self.fit_table.object = _fit_table(job.rows())
             elif ended:
