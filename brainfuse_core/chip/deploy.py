@@ -347,13 +347,13 @@ def _plot_core_map(deployment, path):
     names = list(mapping.per_population)
     plt, figure = _figure(8, 4.5)
     colours = plt.get_cmap("tab10")
+    base = {name: np.array(colours(k % 10)[:3]) for k, name in enumerate(names)}
     for core in mapping.per_core:
         chip, slot = divmod(core["core"], mapping.profile.cores_per_chip)
         r = (chip // across) * rows + slot // columns
         c = (chip % across) * columns + slot % columns
         fullness = min(1.0, max(core["utilisation"].values()))
-        base = np.array(colours(names.index(core["population"]) % 10)[:3])
-        image[r, c] = 1.0 - (1.0 - base) * (0.35 + 0.65 * fullness)
+        image[r, c] = 1.0 - (1.0 - base[core["population"]]) * (0.35 + 0.65 * fullness)
     axes = figure.add_subplot(1, 1, 1)
     axes.imshow(image, interpolation="nearest", aspect="equal")
     for k in range(1, across):
