@@ -23,12 +23,13 @@ from brainfuse_core import BrainFuseError
 from brainfuse_core.errors import ProjectError
 from brainfuse_core.training import experiments
 from brainfuse_core.training.fit_report import write_report
+from brainfuse_core.training.fit_squid import STEPS_UA_PER_CM2
 
 from ..bokeh_updates import served_document
 from ..editors.fields import parse_number
 from .live_plots import PageFeedback
 from .simulate import ACK_TIMEOUT_S, IN_FLIGHT
-from .train_fit import FitJob
+from .train_fit import HORIZONS_MS, FitJob
 from .train_plots import FitPlots, TrainingPlots
 from .train_run import NEURON_LABELS, TrainingJob
 
@@ -61,6 +62,10 @@ FIT_FIELDS = (
     ("noise_mv", "Noise (mV)", dict(minimum=0), 0.5),
     ("fit_seed", "Seed", dict(integer=True, minimum=0), 0),
 )
+FIT_DESCRIPTION = (
+    "Recover the squid axon's gNa, gK, gL and its K⁺ gate's tabulated n∞ from noisy current-clamp traces "
+    f"({len(STEPS_UA_PER_CM2)} current steps of {', '.join(f'{a:g}' for a in STEPS_UA_PER_CM2)} µA/cm²); the fitted "
+    f"time horizon grows {' → '.join(f'{h:g}' for h in HORIZONS_MS)} ms → the whole traces.")
 # Options of one task's data generator; another task refuses them.
 TASK_SPECIFIC = ("data", "quick")
 
@@ -101,24 +106,24 @@ class HyperField:
 
 
 class TrainPane:
-    """The Train tab of one session. ``job`` is the current (or last) TrainingJob; read by tests."""
+    """The Train tab of one session. ``job`` is the current (or last) TrainingJob or FitJob; read by tests."""
 
     def __init__(self, workbench):
         self.workbench = workbench
         self.job = None
         self.saved = {}
-        self.task = pn.widgets.Select(name="Task", options=TASKS, width=300, css_classes=["bf-train-task"])
+        self.task = pn.widgets.Select(label="Task", options=TASKS, width=300, css_classes=["bf-train-task"])
         self.neurons = pn.widgets.RadioButtonGroup(options=list(NEURON_CHOICES), value="HH and LIF", width=300,
                                                    css_classes=["bf-train-neurons"])
-        self.readout = pn.widgets.Select(name="Readout", options=READOUTS, width=300, css_classes=["bf-train-readout"])
+        self.readout = pn.widgets.Select(label="Readout", options=READOUTS, width=300, css_classes=["bf-train-readout"])
         self.fields = {key: HyperField(key, label, bounds, None) for key, label, bounds in FIELDS}
         self.cell_note = pn.pane.Markdown("", css_classes=["bf-train-cell"], margin=(0, 10))
-        self.optimizer = pn.widgets.Select(name="Optimizer", options={"L-BFGS": "lbfgs", "Adam": "adam"}, width=300,
+        self.optimizer = pn.widgets.Select(label="Optimizer", options={"L-BFGS": "lbfgs", "Adam": "adam"}, width=300,
                                            css_classes=["bf-fit-optimizer"])
         self.fit_fields = {key: HyperField(key, label, bounds, value) for key, label, bounds, value in FIT_FIELDS}
         self.fit_table = pn.pane.Markdown("", css_classes=["bf-fit-table"], visible=False, margin=(0, 10))
-        self.start_button = pn.widgets.Button(label="Start", button_type="primary", width=90, css_classes=["bf-train-start"])
-        self.stop_button = pn.widgets.Button(label="Stop", button_type="danger", width=90, disabled=True,
+        self.start_button = pn.widgets.Button(label="Start", color="primary", width=90, css_classes=["bf-train-start"])
+        self.stop_button = pn.widgets.Button(label="Stop", color="danger", width=90, disabled=True,
                                              css_classes=["bf-train-stop"])
         self.save_button = pn.widgets.Button(label="Save model", width=110, disabled=True, css_classes=["bf-train-save"])
         self.start_button.on_click(self._start)
@@ -146,9 +151,7 @@ class TrainPane:
             pn.pane.Markdown("**Neurons**", margin=(5, 10, 0, 10)), self.neurons, self.cell_note, self.readout,
             _grid(self.fields.values()), margin=0)
         self.fit_box = pn.Column(
-            pn.pane.Markdown("Recover the squid axon's conductances and its K⁺ gate's tabulated n∞ from noisy "
-                             "current-clamp traces (5 current steps, 50 ms; the fitted horizon grows 10 → 20 → 35 ms → all).",
-                             margin=(0, 10)),
+            pn.pane.Markdown(FIT_DESCRIPTION, margin=(0, 10)),
             self.optimizer, _grid(self.fit_fields.values()), margin=0, visible=False)
         self.task.param.watch(self._task_chosen, "value")
         self._document_changed()
@@ -208,18 +211,20 @@ class TrainPane:
                 self.fields[key].show(str(err).split(": ", 1)[-1])
             raise ValueError(str(err)) from None
 
-    def _fit_settings_checked(self):
-        """None when the fit's fields all parse; else ValueError naming those that do not."""
+    def _check_fit_fields(self):
+        """Raise ValueError naming the fit's fields whose text does not parse."""
         bad = [field.input.label for field in self.fit_fields.values() if not field.valid]
         if bad:
             raise ValueError(f"fix the fields marked ⚠ first ({', '.join(bad)})")
-        return None
 
     # ------------------------------------------------------------------ actions
     def _start(self, event=None):
         self.message.visible = False
+        fitting = self.task.value == FIT_TASK
         try:
-            spec = self._fit_settings_checked() if self.task.value == FIT_TASK else self.spec()
+            if fitting:
+                self._check_fit_fields()
+            spec = None if fitting else self.spec()
         except ValueError as err:
             self._fail(str(err))
             return
@@ -227,7 +232,7 @@ class TrainPane:
         if self.job is not None and not self.job.done:
             self.job.stop()
         self.saved = {}
-        if spec is None:
+        if fitting:
             values = {key: field.value for key, field in self.fit_fields.items()}
             self.job = FitJob(self.optimizer.value, values["fit_steps"], values["fit_restarts"], values["noise_mv"],
                               values["fit_seed"]).start()
@@ -238,7 +243,6 @@ class TrainPane:
             self.plots = TrainingPlots(spec.neurons)
             self.loss_pane.object, self.accuracy_pane.object = self.plots.loss, self.plots.accuracy
             self.comparison_pane.object, self.severity_pane.object = self.plots.comparison, self.plots.severity
-        fitting = spec is None
         self.save_button.label = "Save report" if fitting else "Save model"
         self.results_row.visible = not fitting
         self.fit_table.param.update(object="", visible=fitting)

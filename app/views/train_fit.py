@@ -144,8 +144,11 @@ class FitJob:
                 return total, parts
 
             fit.loss = watched
-            self.result = fit.run(optimizer=self.optimizer, steps=self.steps, restarts=self.restarts, seed=self.seed,
-                                  horizons=HORIZONS_MS, progress=False)
+            try:
+                self.result = fit.run(optimizer=self.optimizer, steps=self.steps, restarts=self.restarts, seed=self.seed,
+                                      horizons=HORIZONS_MS, progress=False)
+            finally:
+                del fit.loss  # later uses of the fit (the report written on Save) are not watched or stopped
         except FitStopped:
             self._end("stopped")
         except BrainFuseError as err:
