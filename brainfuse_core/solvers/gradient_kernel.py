@@ -163,10 +163,19 @@ def gradient_kernels(block, celsius, method, dt, reset=None):
     model. With ``reset`` (threshold, v_reset) mV the cells integrate and fire (``point_step``) and
     the trace is the voltage before the reset. Raises ModelError for what they cannot run."""
     statements, reverse, parameters, traced = step_and_adjoint(block, celsius, method, dt, reset)
-    n_states = len(block.state_names())
-    source = _source(n_states, render(statements, FUNCTIONS), render(reverse, FUNCTIONS), parameters, traced)
-    module = generated.load(source, _NAMESPACE, dependencies=(_OWN_DIGEST,))
-    return module.forward, module.reverse, parameters
+    key = (statements, reverse, tuple(parameters.slices.items()))
+    if key not in _MODULES:
+        n_states = len(block.state_names())
+        source = _source(n_states, render(statements, FUNCTIONS), render(reverse, FUNCTIONS), parameters, traced)
+        _MODULES[key] = generated.load(source, _NAMESPACE, dependencies=(_OWN_DIGEST,))
+    return _MODULES[key].forward, _MODULES[key].reverse, parameters
+
+
+# Generating and rendering a step's adjoint costs tens of ms, more than a short run: both are kept by
+# the statements' text and where each named number lies in the parameter array (the values
+# themselves arrive at run time).
+_ADJOINTS = {}
+_MODULES = {}
 
 
 def step_and_adjoint(block, celsius, method, dt, reset=None):
@@ -183,11 +192,14 @@ def step_and_adjoint(block, celsius, method, dt, reset=None):
     except NotCompilable as err:
         raise ModelError(f"the gradient kernels cannot run this population: {err}; "
                          "run it on the tensor path (Simulation(..., compiled=False))") from None
+    statements = tuple(statements)
     states = [f"s{k}" for k in range(len(block.state_names()))]
     traced = "new_s0" if reset is None else "v_free"
     outputs = [f"new_{s}" for s in states] + ([traced] if reset is not None else [])
-    reverse = adjoint(statements, [*states, "inj", *parameters.scalars], outputs, parameters.tables)
-    return statements, reverse, parameters, traced
+    key = (statements, traced, tuple(parameters.slices.items()))
+    if key not in _ADJOINTS:
+        _ADJOINTS[key] = tuple(adjoint(statements, [*states, "inj", *parameters.scalars], outputs, parameters.tables))
+    return statements, _ADJOINTS[key], parameters, traced
 
 
 BLOCK_CELLS = 256
