@@ -141,6 +141,12 @@ def test_negative_diameter_and_unknown_channel_are_refused():
         bf.channel("hh_nax")
 
 
+def test_a_learnable_cm_or_ra_is_refused_rather_than_silently_ignored():
+    for field in ("cm", "ra"):
+        with pytest.raises(ModelError, match=f"{field} is a tensor that requires grad.*finite_differences"):
+            bf.Cell.point(area=100.0, **{field: torch.tensor(1.0, requires_grad=True)})
+
+
 def test_calcium_pool_fills_during_spikes_and_drives_k_ahp():
     cell = hh_cell()
     cell.insert(bf.channel("ca_hva", gbar=1e-3))

@@ -33,6 +33,11 @@ class Cell:
             raise ModelError(f"cell {name!r}: cm must be positive (µF/cm²), got {cm!r}")
         if not ra > 0:
             raise ModelError(f"cell {name!r}: ra must be positive (Ω·cm), got {ra!r}")
+        learnt = [label for label, value in (("cm", cm), ("ra", ra)) if torch.is_tensor(value) and value.requires_grad]
+        if learnt:
+            raise ModelError(f"cell {name!r}: {learnt[0]} is a tensor that requires grad, but the cell's geometry and "
+                             f"cable constants are plain numbers to the solvers, so it would get no gradient; pass a "
+                             f"float, and fit it with Fit(..., finite_differences=[...]) (brainfuse_core.training)")
         self.name = name
         self.morphology = morphology
         self.cm, self.ra, self.v_init = cm, ra, v_init
