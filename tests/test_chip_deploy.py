@@ -133,3 +133,11 @@ def test_scaled_down_column_deploys():
     assert deployment.mapping.stats.neurons == sum(pd.scaled_sizes(0.01)) == 771 and deployment.mapping.stats.synapses == pytest.approx(30_195)
     assert deployment.mapping.fits and deployment.mapping.cores >= 8
     assert deployment.settings["steps"] == 30 and deployment.power.typical > 0
+
+
+def test_delays_longer_than_a_chip_step_are_noted():
+    data = load_project(DEMO).to_dict()
+    data["circuit"]["projections"][0]["delay"] = 1.5
+    deployment = deploy(Project(data), use_lava=False, duration=2.0)
+    assert any("exc->inh" in note and "1.5 ms" in note for note in deployment.notes)
+    assert not any("inh->exc" in note for note in deployment.notes)
