@@ -64,7 +64,8 @@ def test_deploying_the_example_shows_power_core_map_agreement_and_both_runs():
     assert "per inference of 100 ms" in pane.power.object
     assert 0 < power.low <= power.typical <= power.high
     bars = pane.breakdown.source.data
-    assert sum(bars["watts"]) == pytest.approx(power.typical, rel=1e-12) and len(bars["part"]) == 6
+    assert pane.breakdown.figure.xaxis[0].axis_label == "mW" and len(bars["part"]) == 6
+    assert sum(bars["watts"]) * 1e-3 == pytest.approx(power.typical, rel=1e-12)
     assert "[D18]" in pane.sources.object and "*(estimate)*" in pane.sources.object
 
     # The core map: 16 excitatory and 4 inhibitory cells fit one Loihi 2 core each; a bar per core at its fullest limit.

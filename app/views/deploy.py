@@ -63,8 +63,10 @@ class StageBar:
 
     def __init__(self, stage):
         self.stage = stage
-        self.label = pn.pane.Markdown(results.stage_label(stage), width=140, margin=(0, 5, 0, 10))
-        self.bar = pn.indicators.Progress(value=0, max=100, width=150, height=16, css_classes=["bf-deploy-stage"])
+        self.label = pn.pane.HTML(results.stage_label(stage), width=150, height=20, margin=(2, 5, 2, 10),
+                                  styles={"font-size": "0.9em", "white-space": "nowrap"})
+        self.bar = pn.indicators.Progress(value=0, max=100, width=140, height=14, margin=(6, 5, 2, 5),
+                                          css_classes=["bf-deploy-stage"])
 
     def set(self, state, seconds=None):
         """``state``: "pending", "running", "done", "off" (not part of this deployment) or "failed"."""

@@ -18,6 +18,7 @@ FLOAT_COLOUR, CHIP_COLOUR = "#1f77b4", "#ff7f0e"
 # A raster of more spikes than this shows an even subsample of them: the browser draws every glyph.
 MAX_RASTER_SPIKES = 20_000
 MAX_TRACES = 8
+UNITS = (("W", 1.0), ("mW", 1e-3), ("µW", 1e-6), ("nW", 1e-9))
 
 
 def _figure(title, x_label, y_label, height=240, **kwargs):
@@ -47,7 +48,8 @@ class CoreMap:
         self.figure.add_tools(HoverTool(tooltips=[("core", "@core (chip @chip)"), ("population", "@population"),
                                                   ("utilisation", "@utilisation{0.0%}"), ("", "@detail"),
                                                   ("violation", "@violation")]))
-        self.figure.legend.location = "top_right"
+        self.figure.xaxis.ticker.min_interval = 1
+        self.figure.add_layout(self.figure.legend[0], "right")
 
     def show(self, rows):
         colours = population_colours(dict.fromkeys(row["population"] for row in rows))
@@ -77,12 +79,15 @@ class PowerChart:
                          text_baseline="middle")
 
     def show(self, breakdown):
+        """Draw ``breakdown`` {component: W}, the axis in the unit of its largest part."""
         parts = sorted(breakdown.items(), key=lambda item: item[1])
-        self.figure.y_range.factors = [name for name, _ in parts]
-        self.source.data = {"part": [name for name, _ in parts], "watts": [float(w) for _, w in parts],
-                            "text": [watts_text(w) for _, w in parts]}
         top = max([float(w) for _, w in parts] + [1e-12])
-        self.figure.x_range.end = top * 1.35
+        unit, scale = next(((u, s) for u, s in UNITS if top >= s), UNITS[-1])
+        self.figure.y_range.factors = [name for name, _ in parts]
+        self.source.data = {"part": [name for name, _ in parts], "watts": [float(w) / scale for _, w in parts],
+                            "text": [watts_text(w) for _, w in parts]}
+        self.figure.x_range.end = top / scale * 1.4
+        self.figure.xaxis.axis_label = unit
 
 
 class Comparison:
