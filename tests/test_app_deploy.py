@@ -94,9 +94,12 @@ def test_deploying_the_example_shows_power_core_map_agreement_and_both_runs():
     assert traces["float"]["t"][0][-1] == pytest.approx(traces["chip"]["t"][0][-1]) == pytest.approx(100.0)
     assert traces["chip"]["v"][1].max() > 0 > traces["chip"]["v"][1].min()  # cell 15 spikes on the chip
 
+    assert pane.comparison.trace_chip.yaxis[0].axis_label == "V (mV)"
+    assert pane.comparison.raster_chip.yaxis[0].axis_label == "cell (exc 0–15, inh 16–19)"
     pane.probe.value = "inh.hh_k.n"
     gates = pane.comparison.trace_sources["chip"].data["v"]
     assert len(gates) == 1 and 0 <= gates[0].min() < gates[0].max() <= 1
+    assert pane.comparison.trace_chip.yaxis[0].axis_label == "gate (open fraction)"
 
 
 def test_a_lava_crash_or_timeout_is_shown_and_the_pane_keeps_working(tmp_path, monkeypatch):

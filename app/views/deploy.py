@@ -146,7 +146,8 @@ class DeployPane:
             pn.Row(pn.pane.Bokeh(comparison.trace_float, sizing_mode="stretch_width"),
                    pn.pane.Bokeh(comparison.trace_chip, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
             pn.Row(pn.pane.Bokeh(comparison.raster_float, sizing_mode="stretch_width"),
-                   pn.pane.Bokeh(comparison.raster_chip, sizing_mode="stretch_width"), sizing_mode="stretch_width"),
+                   pn.pane.Bokeh(comparison.raster_chip, sizing_mode="stretch_width"), sizing_mode="stretch_width",
+                   css_classes=["bf-deploy-rasters"]),
             visible=False, sizing_mode="stretch_width", css_classes=["bf-deploy-results"])
         self.placeholder = pn.pane.Markdown(results.INTRODUCTION, sizing_mode="stretch_width")
         self.feedback = PageFeedback(width=0, height=0, margin=0)

@@ -113,9 +113,11 @@ class Comparison:
             fig.scatter("t", "cell", source=source, marker="dash", angle=np.pi / 2, size=5, color="colour")
             self.raster_sources[side] = source
 
-    def show(self, traces, spikes, sizes):
-        """``traces[side]``: (t ms, {label: values}); ``spikes[side]``: {population: (times ms, cells)};
-        ``sizes``: {population: cells} (the rasters' rows, one block per population)."""
+    def show(self, traces, spikes, sizes, value_label="value"):
+        """``traces[side]``: (t ms, {label: values}) with values in ``value_label``; ``spikes[side]``: {population:
+        (times ms, cells)}; ``sizes``: {population: cells} (the rasters' rows, one block per population)."""
+        for fig in (self.trace_float, self.trace_chip):
+            fig.yaxis.axis_label = value_label
         for side, (t, values) in traces.items():
             labels = list(values)[:MAX_TRACES]
             self.trace_sources[side].data = {"t": [np.asarray(t, dtype=float)] * len(labels),
@@ -133,6 +135,9 @@ class Comparison:
             keep = _thin(len(t))
             self.raster_sources[side].data = {"t": t[keep], "cell": cells[keep], "colour": list(np.asarray(colour)[keep])}
         self.raster_float.y_range.start, self.raster_float.y_range.end = -0.5, max(1, sum(sizes.values())) - 0.5
+        rows = ", ".join(f"{name} {offsets[name]}–{offsets[name] + n - 1}" for name, n in sizes.items())
+        for fig in (self.raster_float, self.raster_chip):
+            fig.yaxis.axis_label = f"cell ({rows})"
         side = {"float": "float model", "chip": "chip"}
         for name, fig in (("float", self.raster_float), ("chip", self.raster_chip)):
             count = sum(len(t) for t, _ in spikes.get(name, {}).values())

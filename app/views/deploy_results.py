@@ -164,8 +164,8 @@ def probe_names(deployment):
 
 
 def comparison_data(deployment, probe):
-    """(traces, spikes, sizes) for ``Comparison.show``: ``probe``'s traces of the float and the chip run (one line per
-    recorded cell) and every spike of both."""
+    """(traces, spikes, sizes, value label) for ``Comparison.show``: ``probe``'s traces of the float and the chip run
+    (one line per recorded cell) and every spike of both."""
     sides = (("float", deployment.float_result), ("chip", deployment.chip_result))
     traces = {}
     for side, result in sides:
@@ -174,7 +174,9 @@ def comparison_data(deployment, probe):
                         {f"{probe} #{k}": row for k, row in enumerate(values)})
     spikes = {side: {name: (record.time, record.cell) for name, record in result.spikes.items()} for side, result in sides}
     sizes = {name: int(record.n_cells) for name, record in deployment.chip_result.spikes.items()}
-    return traces, spikes, sizes
+    gates = {entry["name"]: entry["gate"] for entry in deployment.artifact.manifest["probes"]}
+    label = "V (mV)" if gates.get(probe) is None else "gate (open fraction)"
+    return traces, spikes, sizes, label
 
 
 def _number(value):

@@ -58,6 +58,6 @@ def test_press_deploy_and_see_the_power_readout_and_the_core_map(open_page):
     assert not page.locator(".bf-deploy-error").first.is_visible()
     page.wait_for_timeout(500)
     screenshot(page, "deploy_pane")
-    page.locator(".bf-deploy-probe").first.scroll_into_view_if_needed()
+    page.locator(".bf-deploy-rasters").first.scroll_into_view_if_needed()
     page.wait_for_timeout(500)
     screenshot(page, "deploy_pane_runs")
