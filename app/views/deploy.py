@@ -36,7 +36,7 @@ class NumberField:
     and ``optional``); ``valid`` is False while the text does not parse."""
 
     def __init__(self, key, label, value, optional=False, placeholder="", **bounds):
-        self.key, self.bounds, self.optional = key, bounds, optional
+        self.bounds, self.optional = bounds, optional
         self.value, self.valid = value, True
         self.input = pn.widgets.TextInput(label=label, value="" if value is None else str(value), width=140,
                                           placeholder=placeholder, css_classes=[f"bf-deploy-{key}"])
@@ -262,6 +262,9 @@ class DeployPane:
     def _show_outcome(self, job):
         self.deploy_button.disabled = False
         if job.state == "failed":
+            # An earlier deployment's results beside this error would read as this one's.
+            self.deployment = None
+            self.results.visible, self.placeholder.visible = False, True
             self._fail(f"Deployment failed: {job.error}")
             return
         self.deployment = deployment = job.deployment
