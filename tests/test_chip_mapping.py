@@ -152,3 +152,16 @@ def test_column_stats_keep_the_column_structure():
              for j, pre in enumerate(pd.POPULATIONS) if full[i, j] > 100]
     assert np.ptp(ratio) / np.mean(ratio) < 0.02  # every local in-degree scaled alike (up to the project's integer in-degrees)
     assert stats.synapses - sum(stats.populations[f"{p}_bg"].n for p in pd.POPULATIONS) == pytest.approx(90e6)
+
+
+def test_separate_neuron_memory_holds_tables_and_state():
+    """A Loihi-like chip with programmable neurons: tables and state go to the neuron memory, synapses to their own."""
+    stats = NetworkStats({"a": PopulationStats("a", 4000, channel_powers=SQUID_POWERS, receptors=1)}, [])
+    cost = neuron_cost(stats.populations["a"], Formats(table_bits=8))
+    stats.formats = Formats(table_bits=8)
+    memory = cost.table_bytes + 500 * cost.state_bytes
+    mapping = map_network(stats, profile_from_dict({"base": "loihi1", "programmable_neurons": True, "neuron_memory_bytes": memory}),
+                          real_time=False)
+    assert mapping.per_population["a"]["neurons_per_core"] == 500 and mapping.per_population["a"]["binding"] == "neuron_memory"
+    with pytest.raises(ModelError, match="neuron_memory_bytes"):
+        profile_from_dict({"base": "loihi1", "neuron_memory_bytes": 0})

@@ -15,11 +15,12 @@ exponential-Euler update, 11 operations; per channel: its open fraction's multip
 g·(E − V) term, 5 more; per receptor: drive and decay, 5; the implicit step's division, taken as 8
 operations of microcode, and the saturation and threshold test, 3) over the 7 of Loihi's CUBA LIF
 update (two decays, two additions, input, threshold test, reset). On a chip with fixed LIF compartments
-(Loihi) HH cannot run; its size is estimated as one compartment of state per 24 bytes of HH state.
+(Loihi) HH cannot run; its size is estimated as compartments of state, one per compartment's share of the
+neuron memory (24 bytes on Loihi), and no tables are placed.
 
 Per core the mapper checks (``LIMITS``): neuron slots; memory (one shared pool: tables, neuron state,
 synapses at weight bits + the bits that index the target neuron on the core, 4 bytes per input axon and
-per output route; or separate synapse and neuron memories); fan-in, the expected number of distinct
+per output route; or separate synapse memory (synapses) and neuron memory (tables and state)); fan-in, the expected number of distinct
 presynaptic neurons N·(1 − (1 − K/N)^m) for m neurons of in-degree K from a population of N; fan-out,
 the expected output routes, m times the distinct destination cores of one neuron; and, for real-time
 operation, the update time of m neurons × substeps × cost factor within one chip step. Each population
@@ -38,12 +39,11 @@ from ..errors import ModelError
 from .fixed_point import Formats
 from .profiles import get_profile
 
-LIMITS = ("neurons", "memory", "synapse_memory", "fan_in", "fan_out", "time")
+LIMITS = ("neurons", "memory", "synapse_memory", "neuron_memory", "fan_in", "fan_out", "time")
 WORD_BYTES = 4
 AXON_BYTES = 4
 ROUTE_BYTES = 4
 LIF_OPS = 7
-LOIHI_COMPARTMENT_BYTES = 24
 
 
 @dataclasses.dataclass
@@ -174,17 +174,22 @@ class NeuronCost:
     ops_per_substep: int
     hh_cost_factor: float
     slots: int
+    memory_bytes: int
 
 
-def neuron_cost(pop, formats, programmable=True):
+def neuron_cost(pop, formats, compartment_bytes=None):
+    """The cost of one cell of ``pop``; ``compartment_bytes``: the state one fixed LIF compartment holds, for chips
+    without programmable neurons (the cell then takes as many compartments as its state needs, and no tables)."""
     gates = pop.gates
     words = (2 + gates + pop.receptors) * pop.compartments
     inf_bytes = math.ceil((formats.gate_frac + 1) / 8)
     decay_bytes = math.ceil((formats.decay_frac + 1) / 8)
     table_bytes = gates * (2 ** formats.table_bits + 1) * (inf_bytes + decay_bytes)
     ops = (11 * gates + sum(sum(powers) + 5 for powers in pop.channel_powers) + 5 * pop.receptors + 8 + 3) * pop.compartments
-    slots = 1 if programmable else math.ceil(words * WORD_BYTES / LOIHI_COMPARTMENT_BYTES)
-    return NeuronCost(words * WORD_BYTES, table_bytes, ops, max(1.0, ops / LIF_OPS), slots)
+    if compartment_bytes is None:
+        return NeuronCost(words * WORD_BYTES, table_bytes, ops, max(1.0, ops / LIF_OPS), 1, words * WORD_BYTES)
+    slots = math.ceil(words * WORD_BYTES / compartment_bytes)
+    return NeuronCost(words * WORD_BYTES, 0, ops, max(1.0, ops / LIF_OPS), slots, slots * compartment_bytes)
 
 
 class Mapping:
@@ -254,6 +259,7 @@ def _limits(profile, stats, real_time):
         limits["memory"] = profile.core_memory_bytes
     else:
         limits["synapse_memory"] = profile.synapse_memory_bytes
+        limits["neuron_memory"] = profile.neuron_memory_bytes
     if real_time:
         limits["time"] = stats.chip_dt_ms * 1e6  # ns per chip step
     return limits
@@ -284,9 +290,10 @@ def _load(stats, profile, name, m, cost, sizes, real_time):
         routes = m * sum(_destinations(stats, name, post, sizes[post]) for post in sizes if stats.in_degree(name, post) > 0)
     load = {"neurons": m * cost.slots, "fan_in": fan_in, "fan_out": routes}
     if profile.core_memory_bytes:
-        load["memory"] = cost.table_bytes + m * cost.state_bytes + synapse_bytes + AXON_BYTES * fan_in + ROUTE_BYTES * routes
+        load["memory"] = cost.table_bytes + m * cost.memory_bytes + synapse_bytes + AXON_BYTES * fan_in + ROUTE_BYTES * routes
     else:
         load["synapse_memory"] = synapse_bytes
+        load["neuron_memory"] = cost.table_bytes + m * cost.memory_bytes
     if real_time:
         load["time"] = m * stats.substeps * cost.hh_cost_factor * profile.neuron_update_ns[1]
     return load
@@ -320,14 +327,14 @@ def map_network(stats, chip="loihi2", real_time=True):
     if stats.weight_bits > profile.max_weight_bits:
         raise ModelError(f"{stats.weight_bits}-bit weights exceed {profile.name}'s {profile.max_weight_bits}-bit synapses; "
                          f"quantize with weight_bits ≤ {profile.max_weight_bits}")
+    compartment_bytes = None
     if not profile.programmable_neurons:
+        compartment_bytes = profile.neuron_memory_bytes // profile.neurons_per_core
         notes.append(f"{profile.name} runs fixed LIF compartments only: HH neurons cannot run on it; their size is counted "
-                     f"as compartments of state ({LOIHI_COMPARTMENT_BYTES} bytes each) and gate tables are not placed")
+                     f"as compartments of state ({compartment_bytes} bytes each) and gate tables are not placed")
     limits = _limits(profile, stats, real_time)
     neurons = [name for name, pop in stats.populations.items() if not pop.source]
-    costs = {name: neuron_cost(stats.populations[name], stats.formats, profile.programmable_neurons) for name in neurons}
-    if not profile.programmable_neurons:
-        costs = {name: dataclasses.replace(cost, table_bytes=0) for name, cost in costs.items()}
+    costs = {name: neuron_cost(stats.populations[name], stats.formats, compartment_bytes) for name in neurons}
     sizes = {name: _largest(stats, profile, name, costs[name], None, limits, real_time)[0] for name in neurons}
     binding = {}
     for _ in range(50):

@@ -230,6 +230,9 @@ def _checked(values):
     if values["core_memory_bytes"] == 0 and (values["synapse_memory_bytes"] == 0 or values["neuron_memory_bytes"] == 0):
         raise ModelError("chip profile: give core_memory_bytes (one shared pool per core) or both synapse_memory_bytes "
                          "and neuron_memory_bytes")
+    if values["programmable_neurons"] is False and values["neuron_memory_bytes"] < values["neurons_per_core"]:
+        raise ModelError("chip profile: a chip without programmable neurons needs neuron_memory_bytes (the state of its "
+                         "neurons_per_core compartments), to count an HH cell's state in compartments")
     mesh = values["mesh"]
     if not (isinstance(mesh, (list, tuple)) and len(mesh) == 2 and all(isinstance(m, int) and m >= 1 for m in mesh)):
         raise ModelError(f"chip profile: mesh must be [rows, columns] of positive whole numbers, got {mesh!r}")
