@@ -10,7 +10,10 @@ listed in ``ChipProfile.estimates`` with the reasoning in its source line. Sourc
 * [I21] Intel Labs, "Taking Neuromorphic Computing to the Next Level with Loihi 2", technology brief,
   2021 — 128 neuron cores per chip in an 8 × 16 mesh, 6 embedded processors, up to 1 M neurons and
   120 M synapses per chip, 192 KB of flexibly partitioned memory per core, programmable neurons with
-  0–4096 bytes of state each, 1–8-bit weights; Kapoho Point boards of 8 chips.
+  0–4096 bytes of state each, 1–8-bit weights; Kapoho Point boards of 8 chips. The brief itself was not at
+  hand either: core, neuron, synapse and processor counts are as summarised by open-neuromorphic.org ("Loihi 2 -
+  Intel"), the mesh and the board as in a press summary of the brief; the 192 KB per core is the brief's
+  table as recalled here (the press summary says 128 KB), so it is listed as an estimate.
 * [O21] G. Orchard et al., "Efficient Neuromorphic Signal Processing with Loihi 2", IEEE SiPS 2021 —
   Loihi 2 processes spikes up to 10× faster than Loihi; no per-operation energy table.
 * [D21] M. Davies et al., "Advancing Neuromorphic Computing With Loihi: A Survey of Results and
@@ -114,7 +117,8 @@ LOIHI2 = ChipProfile(
         "fan_in": "estimate: not published for Loihi 2; Loihi's 4096 input axons per core [D18]",
         "fan_out": "estimate: not published for Loihi 2; Loihi's 4096 output axon routes per core [D18]",
         "max_weight_bits": "[I21] 1-8-bit signed weights",
-        "core_memory_bytes": "[I21] 192 KB per core, partitioned freely between synapses, neuron state and routing",
+        "core_memory_bytes": "estimate: 192 KB per core, partitioned freely between synapses, neuron state and routing "
+                             "([I21] as recalled; a press summary of it gives 128 KB)",
         "programmable_neurons": "[I21] neuron models are microcode programs with 0-4096 bytes of state",
         "neuron_update_ns": "estimate: Loihi's 5.3-8.4 ns per update [D18] divided by 2-10 ('up to 10x faster' [O21])",
         "synaptic_op_pj": "estimate: Loihi's 23.6 pJ [D18] × 0.25/0.5/1 for Intel 4 [I21]",
@@ -125,7 +129,7 @@ LOIHI2 = ChipProfile(
         "static_core_w": "estimate: no published figure; 0.1-1.5 mW per active core (13-190 mW per full chip), "
                          "within the ~1 W whole-chip figure quoted for Loihi 2 under load",
     },
-    estimates=("fan_in", "fan_out", "neuron_update_ns", "synaptic_op_pj", "neuron_update_pj", "spike_pj", "hop_pj",
+    estimates=("fan_in", "fan_out", "core_memory_bytes", "neuron_update_ns", "synaptic_op_pj", "neuron_update_pj", "spike_pj", "hop_pj",
                "chip_crossing_pj", "static_core_w"),
 )
 
