@@ -11,6 +11,7 @@ pytest.importorskip("panel")
 
 from app.state import Workbench, example_projects  # noqa: E402
 from app.views.deploy import USER_DEFINED, DeployPane  # noqa: E402
+from app.views.deploy_plots import VIOLATION  # noqa: E402
 from app.views.deploy_results import watts_text  # noqa: E402
 from brainfuse_core.chip import lava_available  # noqa: E402
 
@@ -149,14 +150,19 @@ def test_a_model_the_chip_cannot_run_and_bad_settings_are_explained():
     assert pane.profile_error.visible and "neurons_per_core must be a positive whole number" in pane.profile_error.object
     pane._deploy()
     assert pane.job is job and pane.error.object.startswith("the user-defined chip profile is refused")
-    pane.profile_text.value = '{"base": "loihi2", "name": "tiny", "neurons_per_core": 8}'
+    pane.profile_text.value = '{"base": "loihi2", "name": "tiny", "neurons_per_core": 8, "fan_in": 8}'
     assert not pane.profile_error.visible
     settings = pane.settings()
     assert settings["chip"].name == "tiny" and settings["chip"].neurons_per_core == 8 and settings["substeps"] == 2
 
-    # 8 neurons per core: the 16 excitatory cells take two cores.
+    # 8 neurons per core: the 16 excitatory cells take two full cores. Each inhibitory cell hears all 16 excitatory
+    # cells, twice the fan-in of 8: one per core, still too many, drawn in red with the reason.
     pane.fields["duration"].input.value = "10"
     job = deploy(pane)
     assert job.state == "finished" and not pane.error.visible
-    assert pane.core_map.source.data["population"] == ["exc", "exc", "inh"]
-    assert "**3 cores** on **1 chip** of tiny" in pane.mapping.object
+    cores = pane.core_map.source.data
+    assert cores["population"] == ["exc"] * 2 + ["inh"] * 4 and cores["utilisation"] == [1.0] * 2 + [2.0] * 4
+    assert cores["colour"][2:] == [VIOLATION] * 4 and VIOLATION not in cores["colour"][:2]
+    assert cores["violation"][2] == "one cell per core needs 16 of the core's 8 (fan_in)" and cores["violation"][0] == ""
+    assert "**6 cores** on **1 chip** of tiny — **does not fit**: 1 violation(s)" in pane.mapping.object
+    assert "⚠ inh: one cell per core needs 16" in pane.mapping.object

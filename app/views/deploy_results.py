@@ -101,12 +101,13 @@ def core_rows(mapping):
     limit) and violation (why the core breaks a limit; empty if none)."""
     broken = {}
     for violation in mapping.violations:
-        broken.setdefault(violation["population"], []).append(f"{violation['limit']}: {violation['message']}")
+        broken.setdefault(violation["population"], []).append(violation["message"])
     rows = []
     for core in mapping.per_core:
         used = core["utilisation"]
-        last = core["first_cell"] + core["neurons"] - 1
-        detail = (f"cells {core['first_cell']}–{last} ({core['neurons']}); "
+        first, last = core["first_cell"], core["first_cell"] + core["neurons"] - 1
+        cells = f"cell {first}" if first == last else f"cells {first}–{last} ({core['neurons']})"
+        detail = (f"{cells}; "
                   + ", ".join(f"{limit} {100 * fraction:.1f} %" for limit, fraction in used.items()))
         over = [f"{limit} at {100 * fraction:.0f} %" for limit, fraction in used.items() if fraction > 1]
         rows.append(dict(core=core["core"], chip=core["chip"], population=core["population"],
