@@ -5,7 +5,9 @@ It returns a ``Deployment``: the core ``mapping``, the ``power`` estimate, the f
 (``float_result``, ``chip_result``: spikes per population and probed traces), their ``agreement``, and
 ``lava_error`` — a Lava crash, timeout or missing environment is recorded there, never raised, so a caller
 keeps working; a model the chip cannot run raises ModelError naming the fix. ``progress(stage, fraction)``
-is called as the stages (``STAGES``) proceed, ``fraction`` being the share of the whole deployment done.
+is called as each of the stages (``STAGES``; "Lava run" only with ``use_lava``) starts, ``fraction`` being the
+share of the whole deployment done by then, and finally as ("done", 1.0). The float run is the project's model
+in float64 at the project's dt, whatever its own dtype.
 
 Agreement: spike times are compared cell by cell (pairwise when the float and chip runs have as many
 spikes, else each chip spike against the nearest float spike); ``spike_time_median_error_steps`` is the
