@@ -1,6 +1,5 @@
 """The Train pane in a browser: start a short training run, watch the loss fall, stop it, save the model."""
 
-from pathlib import Path
 
 from .conftest import screenshot, select_tab, session_of, wait_until
 
@@ -46,22 +45,22 @@ def test_start_a_short_run_see_the_loss_fall_stop_and_save(open_page, tmp_path):
 
     click(page, "bf-train-start")
     wait_until(page, lambda: pane.job is not None and pane.job.log.count("hh") >= 12, "12 training batches", timeout=60)
-    wait_until(page, lambda: len(page_losses(page, pane) or []) >= 12, "the loss curve's points in the page")
+    wait_until(page, lambda: len(page_losses(page, pane) or []) >= 12, "the loss curve's points in the page", timeout=60)
     losses = page_losses(page, pane)
     assert sum(losses[:4]) / 4 > sum(losses[-4:]) / 4 + 0.1, losses
     assert "running" in status_text(page)
 
     click(page, "bf-train-stop")
-    wait_until(page, lambda: pane.job.state == "stopped", "the run to stop")
+    wait_until(page, lambda: pane.job.state == "stopped", "the run to stop", timeout=60)
     wait_until(page, lambda: "stopped" in status_text(page), "the page to show the stop")
     assert int(page.locator(".bf-train-progress progress").first.get_attribute("value")) < 100
     screenshot(page, "train_pane")
 
     click(page, "bf-train-save")
-    saved = Path(tmp_path / "trained.trained" / "hh_seed0.pt")
+    saved = tmp_path / "trained.trained" / "hh_seed0.pt"
     wait_until(page, lambda: saved.is_file() and "training" in workbench.document, "the model and its settings to be saved")
     section = workbench.document["training"]
     assert (section["task"], section["neurons"], section["hidden"], section["epochs"]) == ("digits_noise", ["hh"], 8, 20)
-    page.locator(".bf-train-message").get_by_text("Saved trained.trained/hh_seed0.pt").wait_for(timeout=10_000)
-    page.locator(".bf-project-title").filter(has_text="●").wait_for(timeout=10_000)
+    page.locator(".bf-train-message").get_by_text("Saved trained.trained/hh_seed0.pt").wait_for(timeout=30_000)
+    page.locator(".bf-project-title").filter(has_text="●").wait_for(timeout=30_000)
     screenshot(page, "train_saved")
