@@ -1,6 +1,5 @@
 """The Train pane in a browser: start a short training run, watch the loss fall, stop it, save the model."""
 
-
 from .conftest import screenshot, select_tab, session_of, wait_until
 
 TINY = {"hidden": "8", "bins": "5", "batch_size": "64", "epochs": "20", "learning_rate": "0.03"}
