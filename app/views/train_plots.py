@@ -1,6 +1,6 @@
 """The Train pane's figures: live loss and accuracy per batch (one line per neuron type, streamed),
 and the HH-vs-LIF comparison (test accuracy per neuron type; accuracy per corruption severity when
-the job evaluated corrupted test sets).
+the job evaluated corrupted test sets); and a fit's figures (loss per evaluation, n∞ true vs fitted).
 
 Each job gets new figures (its neuron types may differ), which also clears the previous job's.
 The curves are fed by ``ColumnDataSource.stream`` from the pane's periodic callback, the only place
@@ -13,7 +13,9 @@ from bokeh.plotting import figure
 
 from .train_run import NEURON_LABELS
 
-COLOURS = {"hh": "#1f77b4", "lif": "#d62728"}
+# As in the experiments' saved plots (matplotlib's tab:red and tab:blue).
+COLOURS = {"hh": "#d62728", "lif": "#1f77b4"}
+FIT_COLOUR = "#2ca02c"
 TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
 ROLLOVER = 100_000
 
@@ -105,13 +107,13 @@ class FitPlots:
     def __init__(self):
         self.loss = _figure("Fit loss per evaluation", "evaluation", "loss (mV²)", y_axis_type="log")
         self.source = ColumnDataSource({"step": np.empty(0), "loss": np.empty(0)}, name="bf-fit-loss")
-        line = self.loss.line("step", "loss", source=self.source, color=COLOURS["hh"], line_width=1.5)
+        line = self.loss.line("step", "loss", source=self.source, color=FIT_COLOUR, line_width=1.5)
         line.update(selection_glyph=None, nonselection_glyph=None, muted_glyph=None)
         self.n_inf = _figure("K⁺ gate n∞ at its control points", "V (mV)", "n∞", y_range=Range1d(0, 1.02))
         self.n_inf_source = ColumnDataSource({"v": [], "true": [], "fitted": []}, name="bf-fit-n-inf")
         self.n_inf.scatter("v", "true", source=self.n_inf_source, color="black", size=8, legend_label="true")
-        self.n_inf.line("v", "fitted", source=self.n_inf_source, color=COLOURS["lif"], line_width=2, legend_label="fitted")
-        self.n_inf.scatter("v", "fitted", source=self.n_inf_source, color=COLOURS["lif"], size=6)
+        self.n_inf.line("v", "fitted", source=self.n_inf_source, color=FIT_COLOUR, line_width=2, legend_label="fitted")
+        self.n_inf.scatter("v", "fitted", source=self.n_inf_source, color=FIT_COLOUR, size=6)
         self.n_inf.legend.location = "top_left"
 
     def push(self, points):

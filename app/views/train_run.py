@@ -50,10 +50,6 @@ class TrainingLog:
                     self._drained[neuron] = len(points)
             return new
 
-    def losses(self, neuron):
-        with self._lock:
-            return [loss for _, loss, _ in self._points[neuron]]
-
     def count(self, neuron=None):
         with self._lock:
             return sum(len(points) for name, points in self._points.items() if neuron in (None, name))
