@@ -113,8 +113,8 @@ class TrainPane:
         self.job = None
         self.saved = {}
         self.task = pn.widgets.Select(label="Task", options=TASKS, width=300, css_classes=["bf-train-task"])
-        self.neurons = pn.widgets.RadioButtonGroup(options=list(NEURON_CHOICES), value="HH and LIF", width=300,
-                                                   css_classes=["bf-train-neurons"])
+        self.neurons = pn.widgets.RadioButtonGroup(options=list(NEURON_CHOICES), value="HH and LIF", color="primary",
+                                                   width=300, css_classes=["bf-train-neurons"])
         self.readout = pn.widgets.Select(label="Readout", options=READOUTS, width=300, css_classes=["bf-train-readout"])
         self.fields = {key: HyperField(key, label, bounds, None) for key, label, bounds in FIELDS}
         self.cell_note = pn.pane.Markdown("", css_classes=["bf-train-cell"], margin=(0, 10))

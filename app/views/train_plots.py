@@ -56,14 +56,14 @@ class TrainingPlots:
         self.comparison.vbar(x="neuron", top="accuracy", width=0.6, color="colour", source=self.comparison_source)
         self.comparison.text(x="neuron", y="accuracy", text="text", source=self.comparison_source,
                              text_align="center", text_baseline="bottom", text_font_size="9pt")
-        self.severity = _figure("Accuracy under corruption (mean over corruptions)", "severity (0 = clean)", "accuracy",
+        self.severity = _figure("Accuracy vs corruption severity", "severity (0 = clean; mean over corruptions)", "accuracy",
                                 height=220, x_range=Range1d(-0.2, 5.2), y_range=Range1d(0, 1.02))
         self.severity_sources = {n: ColumnDataSource({"severity": [], "accuracy": []}) for n in self.neurons}
         for neuron, source in self.severity_sources.items():
             self.severity.line("severity", "accuracy", source=source, color=COLOURS[neuron], line_width=2,
                                legend_label=NEURON_LABELS[neuron])
             self.severity.scatter("severity", "accuracy", source=source, color=COLOURS[neuron], size=6)
-        self.severity.legend.location = "bottom_left"
+        self.severity.legend.location = "top_right"
         self.severity.visible = False
 
     def push(self, points):
