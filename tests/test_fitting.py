@@ -138,6 +138,19 @@ def test_restarts_pick_the_best_and_report(tmp_path):
     assert "| gl |" in paths["markdown"].read_text()
 
 
+def test_every_evaluation_is_reported_and_a_stop_request_ends_the_fit_with_its_best_so_far():
+    target = recorded(TRUE, amp=-3.0, duration=6.0)
+    spec = {"gl": (1e-3, 1e-5, 3e-3, "log"), "gna": (0.12, 0.05, 0.3), "n_inf": ([0.18, 0.45, 0.75, 0.92], 0.01, 0.99)}
+    fit = Fit(spec, small_cell, [step_protocol(target, amp=-3.0, duration=6.0)], dt=0.05)
+    seen = []
+    result = fit.run("adam", steps=20, lr=0.1, restarts=2, progress=False,
+                     on_evaluation=lambda restart, horizon, loss, values: seen.append((restart, loss, float(values["gl"]))),
+                     should_stop=lambda: len(seen) >= 3)
+    assert result.stopped and len(result.restarts) == 1 and result.restarts[0].steps == 3
+    assert [loss for _, loss, _ in seen] == result.restarts[0].history
+    assert result.loss == min(result.restarts[0].history) and seen[0][2] == pytest.approx(1e-3)
+
+
 def test_spike_features_match_the_crossings_and_carry_gradients():
     trace = recorded(TRUE, amp=15.0, duration=40.0)
     times = torch.arange(len(trace), dtype=torch.float64) * 0.05

@@ -2,11 +2,10 @@
 (recover gNa, gK, gL and the K⁺ gate's tabulated n∞ from noisy current-clamp traces).
 
 A ``FitJob`` runs ``Fit.run`` in a worker thread with the growing time horizons of the example
-script (``projects/fitting/squid_fit.py``). ``Fit.run`` has no per-evaluation callback or stop
-request of its own, so the job watches the fit's loss function instead: every evaluation's loss
-and values are recorded for the pane, and a stop request ends the fit at its next evaluation (the
-values of the last evaluation are then shown; only a finished fit has a ``FitResult`` to save).
-Nothing here imports Panel.
+script (``projects/fitting/squid_fit.py``): every evaluation's loss and values are recorded for the
+pane (``Fit.run``'s ``on_evaluation``), and a stop request ends the fit after its current optimiser
+step (``should_stop``; the values of the last evaluation are then shown; only a finished fit has a
+``FitResult`` to save). Nothing here imports Panel.
 """
 
 import logging
@@ -22,10 +21,6 @@ log = logging.getLogger(__name__)
 
 HORIZONS_MS = (10.0, 20.0, 35.0)
 OPTIMIZERS = ("lbfgs", "adam")
-
-
-class FitStopped(Exception):
-    """Raised from the watched loss function when the user stopped the fit."""
 
 
 class FitLog:
@@ -130,27 +125,20 @@ class FitJob:
             self.phase = "simulating the targets"
             fit, self.true = squid_problem(noise_mv=self.noise_mv, seed=self.seed)
             self.fit = fit
-            loss = fit.loss
 
-            def watched(values, horizon=None):
-                total, parts = loss(values, horizon)
-                if horizon != self._horizon:
-                    self._horizon = horizon
+            def evaluated(restart, horizon, loss, values):
+                if (restart, horizon) != self._horizon:
+                    self._horizon = (restart, horizon)
                     self.stages_done += 1
                     self.phase = "fitting " + ("the whole traces" if horizon is None else f"the first {horizon:g} ms")
-                self.log.add(float(total.detach()), {name: value.detach().clone() for name, value in values.items()})
-                if self._stop.is_set():
-                    raise FitStopped
-                return total, parts
+                self.log.add(loss, values)
 
-            fit.loss = watched
-            try:
-                self.result = fit.run(optimizer=self.optimizer, steps=self.steps, restarts=self.restarts, seed=self.seed,
-                                      horizons=HORIZONS_MS, progress=False)
-            finally:
-                del fit.loss  # later uses of the fit (the report written on Save) are not watched or stopped
-        except FitStopped:
-            self._end("stopped")
+            result = fit.run(optimizer=self.optimizer, steps=self.steps, restarts=self.restarts, seed=self.seed,
+                             horizons=HORIZONS_MS, progress=False, on_evaluation=evaluated, should_stop=self._stop.is_set)
+            if result.stopped:
+                self._end("stopped")
+                return
+            self.result = result
         except BrainFuseError as err:
             self._end("failed", " ".join(str(err).split()))
         except Exception as err:  # noqa: BLE001 - shown to the user as one line; the traceback goes to the log

@@ -97,7 +97,7 @@ class Fit:
                       self.parameters.names)
 
     def run(self, optimizer="lbfgs", steps=50, lr=None, restarts=1, seed=0, tolerance=1e-6, patience=3, initial=None,
-            horizons=(), lbfgs_iterations=5, progress=True):
+            horizons=(), lbfgs_iterations=5, progress=True, on_evaluation=None, should_stop=None):
         """Fit; returns a ``FitResult``.
 
         ``steps`` optimiser steps per restart and stage (Adam: one loss evaluation each; L-BFGS: up to
@@ -110,6 +110,9 @@ class Fit:
         fit align the first spikes before it sees the later ones.
         ``restarts``: the first starts from ``initial`` (default: the specified initial values), the
         others from random points inside the bounds drawn from ``seed``; the lowest final loss wins.
+        ``on_evaluation(restart, horizon, loss, values)`` is called after every loss evaluation (values:
+        name -> detached tensor), and ``should_stop()`` is polled after every optimiser step: when it
+        returns True the fit ends there, and the result (``stopped`` True) holds the best values so far.
         """
         if optimizer not in OPTIMIZERS:
             raise ModelError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
@@ -124,15 +127,20 @@ class Fit:
         stages = [h for h in horizons if h < max(p.duration for p in self.protocols)] + [None]
         generator = torch.Generator().manual_seed(int(seed))
         starts = [initial] + [self.parameters.sample(generator) for _ in range(restarts - 1)]
-        records = []
+        records, stopped = [], False
         for k, start in enumerate(starts):
+            if stopped:
+                break
             raw = self.parameters.raw(start)
             record = RestartRecord(k, {name: p.transform.forward(raw[name]).detach() for name, p in self.parameters.items.items()})
             record.raw = raw
             started = time.perf_counter()
             try:
                 for horizon in stages:
-                    self._stage(record, horizon, optimizer, steps, lr, tolerance, patience, lbfgs_iterations, progress)
+                    stopped = self._stage(record, horizon, optimizer, steps, lr, tolerance, patience, lbfgs_iterations,
+                                          progress, on_evaluation, should_stop)
+                    if stopped:
+                        break
             except SimulationUnstableError as err:
                 record.error = str(err)
             record.wall_time = time.perf_counter() - started
@@ -141,11 +149,12 @@ class Fit:
         if not finished:
             raise ModelError("every restart failed: " + "; ".join(f"restart {r.index}: {r.error}" for r in records))
         best = min(finished, key=lambda r: r.loss)
-        return FitResult(self.parameters, records, best.index)
+        return FitResult(self.parameters, records, best.index, stopped)
 
-    def _stage(self, record, horizon, optimizer, steps, lr, tolerance, patience, lbfgs_iterations, progress):
+    def _stage(self, record, horizon, optimizer, steps, lr, tolerance, patience, lbfgs_iterations, progress,
+               on_evaluation=None, should_stop=None):
         """Optimise ``record``'s parameters on the protocols' first ``horizon`` ms (None: all of them),
-        starting from its best values so far."""
+        starting from its best values so far. Returns whether ``should_stop`` ended it."""
         raw = {name: value.detach().clone().requires_grad_(True) for name, value in record.raw.items()}
         leaves = list(raw.values())
         if optimizer == "adam":
@@ -168,6 +177,9 @@ class Fit:
             value = float(loss.detach())
             record.evaluations += 1
             record.history.append(value)
+            if on_evaluation is not None:
+                values = self.parameters.values({name: t.detach() for name, t in raw.items()})
+                on_evaluation(record.index, horizon, value, {name: v.detach().clone() for name, v in values.items()})
             if math.isfinite(value) and value < record.loss:
                 record.loss = value
                 record.raw = {name: value.detach().clone() for name, value in raw.items()}
@@ -180,11 +192,14 @@ class Fit:
 
             stage = "all" if horizon is None else f"first {horizon:g} ms"
             bar = tqdm(total=steps, desc=f"fit restart {record.index} ({stage})", unit="step", leave=False)
-        best_at = []
+        best_at, stopped = [], False
         try:
             for step in range(steps):
                 opt.step(closure)
                 record.steps += 1
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    break
                 best_at.append(record.loss)
                 if bar is not None:
                     bar.update(1)
@@ -197,6 +212,7 @@ class Fit:
                 bar.close()
         if record.values is None:
             raise SimulationUnstableError("no finite loss was evaluated")
+        return stopped
 
     def _difference_gradient(self, raw, name, horizon):
         """d loss / d raw[name] by central differences, element by element."""
@@ -239,10 +255,10 @@ class RestartRecord:
 
 class FitResult:
     """The outcome of ``Fit.run``: ``values`` (name -> tensor) and ``loss`` of the best restart
-    (``best``, an index into ``restarts``), and every restart's record."""
+    (``best``, an index into ``restarts``), every restart's record, and whether the user ``stopped`` it."""
 
-    def __init__(self, parameters, restarts, best):
-        self.parameters, self.restarts, self.best = parameters, restarts, best
+    def __init__(self, parameters, restarts, best, stopped=False):
+        self.parameters, self.restarts, self.best, self.stopped = parameters, restarts, best, stopped
 
     @property
     def values(self):
