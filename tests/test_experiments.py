@@ -13,8 +13,8 @@ from brainfuse_core.errors import ProjectError
 from brainfuse_core.project import load_project
 from brainfuse_core.project.schema import CORRUPTION_NAMES
 from brainfuse_core.training import data as datasets
-from brainfuse_core.training.experiments import (TrainedModel, TrainingSpec, evaluate, load_task, model_path,
-                                                 run_experiment, train)
+from brainfuse_core.training.experiments import (TrainedModel, TrainingSpec, evaluate, load_task,
+                                                 memory_probe_isolated, model_path, run_experiment, train)
 from brainfuse_core.training.layers import HHLayer, LIFLayer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,6 +145,14 @@ def test_quick_experiments_of_the_example_projects(project, tmp_path):
     assert (tmp_path / "learning_curves.png").stat().st_size > 10_000
     assert (tmp_path / "accuracy_vs_severity.png").exists() == (quick.task == "digits_noise")
     assert len(list((tmp_path / "models").glob("*.pt"))) == len(results["runs"])
+
+
+def test_memory_probe_sees_the_layer_not_the_data():
+    # The voltage trace kept for the surrogate is steps × batch × neurons float64: 200 × 64 × 256 × 8 B ≈ 26 MB
+    # for 256 neurons against 0.4 MB for 4, while making the data (25 corrupted test sets) costs the same in both.
+    small, large = (memory_probe_isolated(TrainingSpec(**{**TINY, "hidden": hidden, "bins": 20, "dt": 0.1}), "lif")
+                    for hidden in (4, 256))
+    assert small < 15 and large > small + 25
 
 
 def test_cli_train_quick_writes_results(tmp_path, capsys):

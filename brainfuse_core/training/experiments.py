@@ -26,10 +26,10 @@ Tasks (``load_task``), all with a train and a test set that do not depend on the
 - ``delayed_match``, ``temporal_xor``: the spike tasks of ``data.temporal`` (their keyword
   options under "data", plus n_train, n_test; the test set is drawn with seed + 1).
 
-Memory: the HH/LIF memory ratio is the peak resident set (``resource.getrusage`` ru_maxrss, above the
-resident set before the first batch, read from /proc/self/statm) of ``MEMORY_PROBE_BATCHES``
-training batches of each neuron type, each in a fresh process (as ``benchmarks/layers.py``
-measures), since a process's high-water mark cannot be reset between runs.
+Memory: the HH/LIF memory ratio is that of the peak resident set (VmHWM, reset once the data are
+loaded and the model built, above the resident set then) of ``MEMORY_PROBE_BATCHES`` training
+batches of each neuron type in a fresh process (``memory_probe_isolated``; the median of
+``MEMORY_PROBE_REPEATS`` processes), so that nothing else the experiment did counts.
 """
 
 import copy
@@ -37,7 +37,6 @@ import dataclasses
 import inspect
 import json
 import math
-import resource
 import statistics
 import subprocess
 import sys
@@ -56,6 +55,8 @@ from .models import NEURONS, SpikingClassifier, spiking_layer
 TASKS = ("digits_noise", "digits_rows", "delayed_match", "temporal_xor")
 SPIKE_TASKS = {"digits_rows": None, "delayed_match": datasets.delayed_match_to_sample, "temporal_xor": datasets.temporal_xor}
 MEMORY_PROBE_BATCHES = 3
+# The peak of one process varies by ±10 % with the allocator; the median of three is steadier.
+MEMORY_PROBE_REPEATS = 3
 INPUT_SCALE = {"hh": 40.0, "lif": 8.0}
 
 
@@ -439,39 +440,54 @@ def _cost(spec, neuron, runs, memory):
     epochs = [len(run["history"]["epochs"]) for run in mine]
     seconds = [run["wall_time_s"] for run in mine]
     cost = {"wall_time_s": seconds, "seconds_per_epoch": sum(seconds) / sum(epochs)}
-    cost["peak_mb"] = memory_probe_isolated(spec, neuron) if memory else None
+    cost["peak_mb"] = memory_probe_isolated(spec, neuron, MEMORY_PROBE_REPEATS) if memory else None
     return cost
 
 
-def _rss_mb():
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+def _memory_kb(field):
+    """A /proc/self/status memory figure in kB (VmRSS: now; VmHWM: the peak since start or the last reset)."""
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise OSError(f"/proc/self/status has no {field}")
 
 
 def memory_probe(spec_json, neuron):
-    """Peak resident-set growth (MB) over ``MEMORY_PROBE_BATCHES`` training batches of ``neuron``;
-    meant for a fresh process (``memory_probe_isolated``)."""
+    """Peak resident-set growth (MB) over ``MEMORY_PROBE_BATCHES`` training batches of ``neuron``, above
+    the resident set once the data are loaded and the model built; meant for a fresh process
+    (``memory_probe_isolated``). The peak is reset first (Linux: ``/proc/self/clear_refs``), after a
+    one-sample pass, so that neither making the data (whose temporaries can outgrow training) nor
+    compiling the kernels counts."""
     spec = TrainingSpec.from_json_dict(json.loads(spec_json))
     data = load_task(spec)
     torch.manual_seed(0)
     model = build_model(spec, neuron, data.inputs, data.classes)
     optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=spec.learning_rate)
-    baseline = _rss_mb()
+    # One sample first: compiling or loading the kernels is not training memory.
+    nn.functional.cross_entropy(model(data.x_train[:1]), data.y_train[:1]).backward()
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    baseline = _memory_kb("VmRSS")
     for start in range(0, MEMORY_PROBE_BATCHES * spec.batch_size, spec.batch_size):
         x, y = data.x_train[start:start + spec.batch_size], data.y_train[start:start + spec.batch_size]
         loss = nn.functional.cross_entropy(model(x), y)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - baseline
+    return (_memory_kb("VmHWM") - baseline) / 1024
 
 
-def memory_probe_isolated(spec, neuron):
+def memory_probe_isolated(spec, neuron, repeats=1):
+    """``memory_probe`` in ``repeats`` fresh processes; the median (MB)."""
     code = ("import sys, json; from brainfuse_core.training.experiments import memory_probe; "
             f"print(json.dumps(memory_probe(sys.stdin.read(), {neuron!r})))")
-    output = subprocess.run([sys.executable, "-c", code], input=json.dumps(spec.to_dict()), capture_output=True,
-                            text=True, check=True)
-    return float(output.stdout.strip().splitlines()[-1])
+    peaks = []
+    for _ in range(repeats):
+        output = subprocess.run([sys.executable, "-c", code], input=json.dumps(spec.to_dict()), capture_output=True,
+                                text=True, check=True)
+        peaks.append(float(output.stdout.strip().splitlines()[-1]))
+    return statistics.median(peaks)
 
 
 def _spread(values):
@@ -520,7 +536,8 @@ def markdown(results):
         ratios = results["ratios"]
         memory = "not measured" if ratios["memory"] is None else f"{ratios['memory']:.2f}×"
         lines += ["", f"HH / LIF: time per epoch {ratios['time']:.2f}×, peak training memory {memory} "
-                      f"(resident-set high-water mark of {MEMORY_PROBE_BATCHES} training batches in a fresh process)."]
+                      f"(peak resident-set growth over {MEMORY_PROBE_BATCHES} training batches in a fresh process, median of "
+                      f"{MEMORY_PROBE_REPEATS})."]
     return "\n".join(lines) + "\n"
 
 
