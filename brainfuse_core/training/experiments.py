@@ -100,7 +100,8 @@ class TrainingSpec:
         object.__setattr__(self, "input_scale", {**INPUT_SCALE, **self.input_scale})
         substeps = self.bin_ms / self.dt
         if abs(substeps - round(substeps)) > 1e-9 * substeps:
-            raise ProjectError("training.dt", f"bin_ms ({self.bin_ms} ms) must be a whole number of steps of dt ({self.dt} ms)")
+            raise ProjectError("training.dt",
+                               f"bin_ms ({self.bin_ms} ms) must be a whole number of steps of dt ({self.dt} ms)")
         if self.task in SPIKE_TASKS:
             _data_options(self)
         elif set(self.data) - {"split_seed"}:
@@ -395,10 +396,11 @@ def evaluate(model, spec, data=None):
 
 def run_experiment(spec, out_dir, quick=False, progress=True, memory=None):
     """Train and evaluate every neuron type of ``spec`` for every seed (``quick``: the spec's quick
-    settings, unless ``spec`` is already its smoke version), then write to ``out_dir``: results.json, results.md (the tables), learning_curves.png
-    and, for digits_noise, accuracy_vs_severity.png; the trained models under models/. ``memory``:
-    measure each neuron type's peak training memory in a fresh process (default: except in a
-    smoke run, where starting the processes would cost more than the training). Returns the results dict."""
+    settings, unless ``spec`` is already its smoke version), then write to ``out_dir``: results.json,
+    results.md (the tables), learning_curves.png and, for digits_noise, accuracy_vs_severity.png;
+    the trained models under models/. ``memory``: measure each neuron type's peak training memory
+    in fresh processes (default: except in a smoke run, where starting the processes would cost
+    more than the training). ``progress``: tqdm bars. Returns the results dict."""
     from tqdm.auto import tqdm
 
     spec = spec.quick() if quick and not spec.smoke else spec
