@@ -213,16 +213,20 @@ def test_bad_input_gets_clear_errors():
         fit.run(initial={"n_inf": [0.2, 0.3, 0.4]}, steps=1, progress=False)
 
 
-@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")  # the core's own, as it drops cm's gradient
+@pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")  # the core's own, as it drops the gradient
 def test_a_parameter_the_core_does_not_differentiate_is_named():
-    """cm is turned into a plain number by the core: the fit says so instead of silently not fitting it."""
+    """A diameter is turned into a plain number by the core, and cm is refused by the cell: either way
+    the fit says so instead of silently not fitting it."""
     def build(values):
-        return bf.Cell.point(area=31416.0, channels=[bf.channel("leak")], cm=values["cm"])
+        return bf.Cell.point(diameter=values["diameter"], channels=[bf.channel("leak")])
 
     protocol = Protocol("rest", [bf.IClamp(-2.0, density=True)], 2.0, [bf.Probe("cell", "v")], traces={"cell.v": torch.zeros(41)})
-    fit = Fit({"cm": (1.0, 0.5, 2.0)}, build, [protocol], dt=0.05)
-    with pytest.raises(ModelError, match="parameter 'cm' gets no gradient.*cm and ra"):
+    fit = Fit({"diameter": (100.0, 50.0, 200.0)}, build, [protocol], dt=0.05)
+    with pytest.raises(ModelError, match="parameter 'diameter' gets no gradient.*cm and ra"):
         fit.run(steps=1, progress=False)
+    with_cm = Fit({"cm": (1.0, 0.5, 2.0)}, lambda values: bf.Cell.point(area=31416.0, cm=values["cm"]), [protocol], dt=0.05)
+    with pytest.raises(ModelError, match="cm is a tensor that requires grad.*finite_differences"):
+        with_cm.run(steps=1, progress=False)
 
 
 def test_morphology_and_cm_fit_by_finite_differences():
