@@ -9,51 +9,28 @@ does not: the deployment finishes without its Lava run and says why in ``Deploym
 Nothing here imports Panel, so all of it can be tested without a server or a browser.
 """
 
-import logging
 import threading
-import time
 
-from brainfuse_core import BrainFuseError
 from brainfuse_core.chip.deploy import deploy
 
-log = logging.getLogger(__name__)
+from .worker import WorkerJob
 
 
-class DeployJob:
+class DeployJob(WorkerJob):
     """Deploys ``project`` (a core Project) with ``settings`` (keyword arguments of ``deploy``) in a worker thread.
 
     ``state``: "running", then "finished" (``deployment`` set) or "failed" (``error`` set); ``progress()``:
     (stages finished, the stage running or "", share of the whole deployment done)."""
 
+    name = "brainfuse-deploy"
+
     def __init__(self, project, settings):
         self.project = project
         self.settings = dict(settings)
-        self.state = "running"
-        self.error = ""
         self.deployment = None
         self._finished, self._stage, self._fraction = [], "", 0.0
         self._lock = threading.Lock()
-        self._started = self._ended = None
-        self._thread = threading.Thread(target=self._work, name="brainfuse-deploy", daemon=True)
-
-    def start(self):
-        self._started = time.perf_counter()
-        self._thread.start()
-        return self
-
-    def join(self, timeout=None):
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def done(self):
-        return self.state in ("finished", "failed")
-
-    @property
-    def wall_s(self):
-        if self._started is None:
-            return 0.0
-        return (self._ended or time.perf_counter()) - self._started
+        super().__init__()
 
     def progress(self):
         with self._lock:
@@ -67,23 +44,5 @@ class DeployJob:
             self._stage = "" if fraction >= 1.0 else str(stage)
             self._fraction = min(1.0, max(0.0, float(fraction)))
 
-    def _work(self):
-        try:
-            deployment = deploy(self.project, progress=self._progress, **self.settings)
-        except BrainFuseError as err:
-            self._end("failed", _one_line(err))
-        except Exception as err:  # noqa: BLE001 - shown to the user as one line; the traceback goes to the log
-            log.exception("deployment failed")
-            self._end("failed", _one_line(f"{type(err).__name__}: {err}"))
-        else:
-            self.deployment = deployment
-            self._end("finished")
-
-    def _end(self, state, error=""):
-        self._ended = time.perf_counter()
-        self.error = error
-        self.state = state
-
-
-def _one_line(message):
-    return " ".join(str(message).split())
+    def _run(self):
+        self.deployment = deploy(self.project, progress=self._progress, **self.settings)

@@ -8,16 +8,13 @@ step (``should_stop``; the values of the last evaluation are then shown; only a 
 ``FitResult`` to save). Nothing here imports Panel.
 """
 
-import logging
 import threading
-import time
 
 import torch
 
-from brainfuse_core import BrainFuseError
 from brainfuse_core.training.fit_squid import N_POINTS_MV, squid_problem
 
-log = logging.getLogger(__name__)
+from .worker import WorkerJob
 
 HORIZONS_MS = (10.0, 20.0, 35.0)
 OPTIMIZERS = ("lbfgs", "adam")
@@ -51,10 +48,12 @@ class FitLog:
             return len(self._points)
 
 
-class FitJob:
+class FitJob(WorkerJob):
     """Fits the squid problem (targets with ``noise_mv`` mV of noise drawn from ``seed``) with ``optimizer``,
     ``steps`` per restart and stage, ``restarts`` restarts. ``state``: "running", then "finished" (``result``,
     a FitResult), "stopped" or "failed" (``error``). ``true``: the true values once the problem is built."""
+
+    name = "brainfuse-fit"
 
     def __init__(self, optimizer="lbfgs", steps=40, restarts=1, noise_mv=0.5, seed=0):
         if optimizer not in OPTIMIZERS:
@@ -62,38 +61,9 @@ class FitJob:
         self.optimizer, self.steps, self.restarts, self.noise_mv, self.seed = optimizer, steps, restarts, noise_mv, seed
         self.log = FitLog()
         self.fit = self.true = self.result = None
-        self.state, self.phase, self.error = "running", "starting", ""
         self.stages_done = 0
         self._horizon = "none"
-        self._stop = threading.Event()
-        self._started = self._ended = None
-        self._thread = threading.Thread(target=self._work, name="brainfuse-fit", daemon=True)
-
-    def start(self):
-        self._started = time.perf_counter()
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-
-    def join(self, timeout=None):
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    @property
-    def done(self):
-        return self.state in ("finished", "stopped", "failed")
-
-    @property
-    def stopping(self):
-        return self._stop.is_set() and not self.done
-
-    @property
-    def wall_s(self):
-        if self._started is None:
-            return 0.0
-        return (self._ended or time.perf_counter()) - self._started
+        super().__init__()
 
     @property
     def fraction_done(self):
@@ -120,33 +90,21 @@ class FitJob:
         points = list(N_POINTS_MV[:-1])
         return points, self.true["n_inf"].tolist(), torch.as_tensor(values["n_inf"]).detach().tolist()
 
-    def _work(self):
-        try:
-            self.phase = "simulating the targets"
-            fit, self.true = squid_problem(noise_mv=self.noise_mv, seed=self.seed)
-            self.fit = fit
+    def _run(self):
+        self.phase = "simulating the targets"
+        fit, self.true = squid_problem(noise_mv=self.noise_mv, seed=self.seed)
+        self.fit = fit
 
-            def evaluated(restart, horizon, loss, values):
-                if (restart, horizon) != self._horizon:
-                    self._horizon = (restart, horizon)
-                    self.stages_done += 1
-                    self.phase = "fitting " + ("the whole traces" if horizon is None else f"the first {horizon:g} ms")
-                self.log.add(loss, values)
+        def evaluated(restart, horizon, loss, values):
+            if (restart, horizon) != self._horizon:
+                self._horizon = (restart, horizon)
+                self.stages_done += 1
+                self.phase = "fitting " + ("the whole traces" if horizon is None else f"the first {horizon:g} ms")
+            self.log.add(loss, values)
 
-            result = fit.run(optimizer=self.optimizer, steps=self.steps, restarts=self.restarts, seed=self.seed,
-                             horizons=HORIZONS_MS, progress=False, on_evaluation=evaluated, should_stop=self._stop.is_set)
-            if result.stopped:
-                self._end("stopped")
-                return
-            self.result = result
-        except BrainFuseError as err:
-            self._end("failed", " ".join(str(err).split()))
-        except Exception as err:  # noqa: BLE001 - shown to the user as one line; the traceback goes to the log
-            log.exception("fit failed")
-            self._end("failed", " ".join(f"{type(err).__name__}: {err}".split()))
-        else:
-            self._end("finished")
-
-    def _end(self, state, error=""):
-        self._ended = time.perf_counter()
-        self.error, self.phase, self.state = error, "", state
+        result = fit.run(optimizer=self.optimizer, steps=self.steps, restarts=self.restarts, seed=self.seed,
+                         horizons=HORIZONS_MS, progress=False, on_evaluation=evaluated, should_stop=self.stop_requested)
+        if result.stopped:
+            return "stopped"
+        self.result = result
+        return None

@@ -11,15 +11,12 @@ A failure (hyper-parameters the API refuses, a crash while training) ends the jo
 without a server or a browser.
 """
 
-import logging
 import math
 import threading
-import time
 
-from brainfuse_core import BrainFuseError
 from brainfuse_core.training import experiments
 
-log = logging.getLogger(__name__)
+from .worker import WorkerJob
 
 NEURON_LABELS = {"hh": "HH", "lif": "LIF"}
 
@@ -55,12 +52,14 @@ class TrainingLog:
             return sum(len(points) for name, points in self._points.items() if neuron in (None, name))
 
 
-class TrainingJob:
+class TrainingJob(WorkerJob):
     """Trains ``spec`` for each neuron type of ``spec.neurons`` ("hh", "lif") from ``seed`` in a worker thread.
 
     ``state``: "running", then "finished", "stopped" or "failed" (with ``error``); ``models``:
     {neuron: TrainedModel} as each finishes (or is stopped); ``results``: {neuron: {"clean": test
     accuracy, "corrupted": {corruption: {severity: accuracy}}}} ("corrupted" empty unless evaluated)."""
+
+    name = "brainfuse-train"
 
     def __init__(self, spec, seed):
         self.spec, self.seed = spec, seed
@@ -69,41 +68,7 @@ class TrainingJob:
         self.batches_per_neuron = None
         self.models = {}
         self.results = {}
-        self.state = "running"
-        self.phase = "starting"
-        self.error = ""
-        self._stop = threading.Event()
-        self._started = self._ended = None
-        self._thread = threading.Thread(target=self._work, name="brainfuse-train", daemon=True)
-
-    # ------------------------------------------------------------------ control
-    def start(self):
-        self._started = time.perf_counter()
-        self._thread.start()
-        return self
-
-    def stop(self):
-        """Ask the worker to stop after its current batch; the model trained so far is kept."""
-        self._stop.set()
-
-    def join(self, timeout=None):
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    # ------------------------------------------------------------------ reading
-    @property
-    def done(self):
-        return self.state in ("finished", "stopped", "failed")
-
-    @property
-    def stopping(self):
-        return self._stop.is_set() and not self.done
-
-    @property
-    def wall_s(self):
-        if self._started is None:
-            return 0.0
-        return (self._ended or time.perf_counter()) - self._started
+        super().__init__()
 
     @property
     def fraction_done(self):
@@ -115,43 +80,26 @@ class TrainingJob:
         return min(1.0, self.log.count() / (self.batches_per_neuron * len(self.neurons)))
 
     # ------------------------------------------------------------------ worker
-    def _work(self):
-        try:
-            self.phase = "loading data"
-            data = experiments.load_task(self.spec)
-            self.batches_per_neuron = self.spec.epochs * math.ceil(len(data.y_train) / self.spec.batch_size)
-            for neuron in self.neurons:
-                if self._stop.is_set():
-                    break
-                self.phase = f"training {NEURON_LABELS[neuron]}"
-                model = experiments.train(self.spec, neuron, self.seed, progress=self._progress(neuron),
-                                          should_stop=self._stop.is_set, data=data)
-                self.models[neuron] = model
-                epochs = model.history["epochs"]
-                self.results[neuron] = {"clean": epochs[-1]["test_accuracy"] if epochs else None, "corrupted": {}}
-                if data.corrupted and not model.stopped and not self._stop.is_set():
-                    self.phase = f"evaluating {NEURON_LABELS[neuron]} under corruptions"
-                    self.results[neuron] = experiments.evaluate(model, self.spec, data)
-        except BrainFuseError as err:
-            self._end("failed", _one_line(err))
-        except Exception as err:  # noqa: BLE001 - shown to the user as one line; the traceback goes to the log
-            log.exception("training failed")
-            self._end("failed", _one_line(f"{type(err).__name__}: {err}"))
-        else:
-            cut_short = len(self.models) < len(self.neurons) or any(model.stopped for model in self.models.values())
-            self._end("stopped" if cut_short else "finished")
+    def _run(self):
+        self.phase = "loading data"
+        data = experiments.load_task(self.spec)
+        self.batches_per_neuron = self.spec.epochs * math.ceil(len(data.y_train) / self.spec.batch_size)
+        for neuron in self.neurons:
+            if self.stop_requested():
+                break
+            self.phase = f"training {NEURON_LABELS[neuron]}"
+            model = experiments.train(self.spec, neuron, self.seed, progress=self._progress(neuron),
+                                      should_stop=self.stop_requested, data=data)
+            self.models[neuron] = model
+            epochs = model.history["epochs"]
+            self.results[neuron] = {"clean": epochs[-1]["test_accuracy"] if epochs else None, "corrupted": {}}
+            if data.corrupted and not model.stopped and not self.stop_requested():
+                self.phase = f"evaluating {NEURON_LABELS[neuron]} under corruptions"
+                self.results[neuron] = experiments.evaluate(model, self.spec, data)
+        cut_short = len(self.models) < len(self.neurons) or any(model.stopped for model in self.models.values())
+        return "stopped" if cut_short else None
 
     def _progress(self, neuron):
         def progress(epoch, batch_index, loss, accuracy):
             self.log.add(neuron, epoch, batch_index, loss, accuracy)
         return progress
-
-    def _end(self, state, error=""):
-        self._ended = time.perf_counter()
-        self.error = error
-        self.phase = ""
-        self.state = state
-
-
-def _one_line(message):
-    return " ".join(str(message).split())
