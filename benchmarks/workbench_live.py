@@ -146,10 +146,10 @@ def measure_browser(document, traces, window):
                 ids = [pane.plots.trace_source.id, pane.plots.raster_source.id]
                 wait_until(lambda: page.evaluate(SOURCES_JS, ids), 60, "the run's figures in the page")
                 page.evaluate(COUNTERS_JS, ids)
-                started, seen, steps = time.perf_counter(), pane.feedback.seen, run.data.steps_done
+                started, seen, steps = time.perf_counter(), pane.pacer.feedback.seen, run.data.steps_done
                 wait_until(lambda: run.done or time.perf_counter() - started > window, window + 60, "the window")
                 elapsed = time.perf_counter() - started
-                seen, steps = pane.feedback.seen - seen, run.data.steps_done - steps
+                seen, steps = pane.pacer.feedback.seen - seen, run.data.steps_done - steps
                 counts = page.evaluate("() => window.__bf_live")
                 run.stop()
                 run.join(60)

@@ -12,7 +12,6 @@ cannot run) is explained in the pane; a Lava run that crashed or timed out is re
 results of the NumPy chip reference, which stand. The pane stays usable either way.
 """
 
-import time
 
 import panel as pn
 
@@ -23,8 +22,7 @@ from ..editors.fields import parse_number
 from . import deploy_results as results
 from .deploy_plots import Comparison, CoreMap, PowerChart
 from .deploy_run import DeployJob
-from .live_plots import PageFeedback
-from .simulate import ACK_TIMEOUT_S, IN_FLIGHT
+from .paced_refresh import PacedRefresh
 
 REFRESH_MS = 200
 USER_DEFINED = "user-defined (JSON)"
@@ -150,11 +148,8 @@ class DeployPane:
                    css_classes=["bf-deploy-rasters"]),
             visible=False, sizing_mode="stretch_width", css_classes=["bf-deploy-results"])
         self.placeholder = pn.pane.Markdown(results.INTRODUCTION, sizing_mode="stretch_width")
-        self.feedback = PageFeedback(width=0, height=0, margin=0)
-        self._sent_at = 0.0
-        self._callback = None
+        self.pacer = PacedRefresh(self.refresh, REFRESH_MS, served=served_document() is not None)
         workbench.param.watch(lambda event: self._show_status(), "revision")
-        self._served = served_document() is not None
 
     # ------------------------------------------------------------------ settings
     def _check_profile(self):
@@ -200,31 +195,21 @@ class DeployPane:
         self.job = DeployJob(self.workbench.project(), settings).start()
         self.deploy_button.disabled = True
         self._show_progress()
-        if self._callback is None:
-            self._callback = pn.io.PeriodicCallback(callback=self.refresh, period=REFRESH_MS, log=False)
-            self._callback.start()
+        self.pacer.start()
 
     # ------------------------------------------------------------------ refresh
     def refresh(self):
         """Periodic: move the stage bars; once the job has ended show its results (or its error) and stop refreshing."""
         job = self.job
-        if job is None or self._page_busy():
+        if job is None or self.pacer.page_busy():
             return
         ended = job.done
         with pn.io.hold():
             self._show_progress()
             if ended:
                 self._show_outcome(job)
-            self.feedback.sent += 1
-        self._sent_at = time.monotonic()
-        if ended and self._callback is not None:
-            self._callback.stop()
-            self._callback = None
-
-    def _page_busy(self):
-        """Whether a served page is still drawing earlier updates (flow control as in the Simulate pane)."""
-        waiting = self.feedback.sent - self.feedback.seen >= IN_FLIGHT
-        return self._served and waiting and time.monotonic() - self._sent_at < ACK_TIMEOUT_S
+            self.pacer.count_batch()
+        self.pacer.updated(ended)
 
     def _show_progress(self):
         job = self.job
@@ -300,7 +285,7 @@ class DeployPane:
             pn.pane.Markdown("### Deploy to a chip", margin=(0, 10)), self.chip, self.chip_note, self.profile_text,
             self.profile_error, self.weight_bits, pn.Row(fields["substeps"].view(), fields["duration"].view(), margin=0),
             self.use_lava, self.lava_note, fields["timeout"].view(), self.deploy_button, self.overall, self.stage_box,
-            self.status, self.error, self.feedback, width=330,
+            self.status, self.error, self.pacer.feedback, width=330,
         )
         return pn.Row(controls, pn.Column(self.placeholder, self.results, sizing_mode="stretch_width"),
                       sizing_mode="stretch_width")

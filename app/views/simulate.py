@@ -7,22 +7,16 @@ simulation runs in the session's ``Runner`` thread; a periodic callback of this 
 what it produced into the figures, so the server's event loop never waits for the simulation.
 """
 
-import time
 
 import panel as pn
 
 from ..bokeh_updates import served_document
 from ..editors.fields import BoundField, parse_number
-from .live_plots import LivePlots, PageFeedback
+from .live_plots import LivePlots
+from .paced_refresh import PacedRefresh
 from .runner import MAX_TRACES, Runner, TracePlan, simulated_populations
 
 REFRESH_MS = 50
-# Updates sent but not yet confirmed by the page: two keep the page busy while a confirmation
-# travels back, without letting a queue build up in a slow browser.
-IN_FLIGHT = 2
-# An update the page has not confirmed after this long is taken as lost, so a missing
-# confirmation can delay the views but never freeze them.
-ACK_TIMEOUT_S = 2.0
 DEFAULT_SHOWN = 5
 
 
@@ -89,9 +83,6 @@ class SimulatePane:
                                                css_classes=["bf-progress"])
         self.status = pn.pane.Markdown("", css_classes=["bf-sim-status"], margin=(0, 10))
         self.error = pn.pane.Alert("", alert_type="danger", visible=False, css_classes=["bf-sim-error"])
-        self.feedback = PageFeedback(width=0, height=0, margin=0)
-        self._sent_at = 0.0
-        self._callback = None
         self._shown_state = None
         workbench.param.watch(self._document_changed, "revision")
         self._document_changed()
@@ -100,8 +91,8 @@ class SimulatePane:
         self.raster_pane = pn.pane.Bokeh(self.plots.raster, sizing_mode="stretch_width", css_classes=["bf-raster"])
         self.rate_pane = pn.pane.Bokeh(self.plots.rates, sizing_mode="stretch_width", css_classes=["bf-rates"])
         doc = served_document()
-        self._served = doc is not None
-        if self._served:
+        self.pacer = PacedRefresh(self._refresh, REFRESH_MS, served=doc is not None)
+        if doc is not None:
             doc.on_session_destroyed(lambda context: self.runner.stop())
 
     # ------------------------------------------------------------------ reading
@@ -137,9 +128,7 @@ class SimulatePane:
         self.plots = LivePlots(run.duration, plan.labels, simulated_populations(build))
         self.trace_pane.object, self.raster_pane.object, self.rate_pane.object = (
             self.plots.traces, self.plots.raster, self.plots.rates)
-        if self._callback is None:
-            self._callback = pn.io.PeriodicCallback(callback=self._refresh, period=REFRESH_MS, log=False)
-            self._callback.start()
+        self.pacer.start()
         self._show()
 
     def _pause(self, event=None):
@@ -158,23 +147,15 @@ class SimulatePane:
     def _refresh(self):
         """Periodic: stream what the run produced since the last refresh; stop refreshing once it has ended."""
         run = self.runner.run
-        if run is None or self._page_busy():
+        if run is None or self.pacer.page_busy():
             return
         ended = run.done
         with pn.io.hold():
             if self.plots.push(run.data.drain()):
                 self.updates += 1
             self._show()
-            self.feedback.sent += 1
-        self._sent_at = time.monotonic()
-        if ended and self._callback is not None:
-            self._callback.stop()
-            self._callback = None
-
-    def _page_busy(self):
-        """Whether the page is still applying earlier updates (only a served page confirms updates)."""
-        waiting = self.feedback.sent - self.feedback.seen >= IN_FLIGHT
-        return self._served and waiting and time.monotonic() - self._sent_at < ACK_TIMEOUT_S
+            self.pacer.count_batch()
+        self.pacer.updated(ended)
 
     def _show(self):
         run = self.runner.run
@@ -213,7 +194,7 @@ class SimulatePane:
         controls = pn.Column(
             self.duration.view(), pn.pane.Markdown("**Voltage traces**", margin=(5, 10, 0, 10)), self.count_box,
             pn.Row(self.run_button, self.pause_button, self.stop_button), self.progress, self.status, self.error,
-            self.feedback, width=330,
+            self.pacer.feedback, width=330,
         )
         plots = pn.Column(self.trace_pane, self.raster_pane, self.rate_pane, sizing_mode="stretch_width")
         return pn.Row(controls, plots, sizing_mode="stretch_width")

@@ -14,7 +14,6 @@ with in the document's "training" section through ``Workbench.edit``, so the rec
 and goes to disk with the project's Save.
 """
 
-import time
 from pathlib import Path
 
 import panel as pn
@@ -27,8 +26,7 @@ from brainfuse_core.training.fit_squid import STEPS_UA_PER_CM2
 
 from ..bokeh_updates import served_document
 from ..editors.fields import parse_number
-from .live_plots import PageFeedback
-from .simulate import ACK_TIMEOUT_S, IN_FLIGHT
+from .paced_refresh import PacedRefresh
 from .train_fit import HORIZONS_MS, FitJob
 from .train_plots import FitPlots, TrainingPlots
 from .train_run import NEURON_LABELS, TrainingJob
@@ -142,9 +140,6 @@ class TrainPane:
         # Visibility is toggled on this row, not on the Bokeh panes: Panel fails to re-render a Bokeh pane
         # whose own ``visible`` changes (it hands Bokeh's stylesheet objects to a parameter of strings).
         self.results_row = pn.Row(self.comparison_pane, self.severity_pane, sizing_mode="stretch_width")
-        self.feedback = PageFeedback(width=0, height=0, margin=0)
-        self._sent_at = 0.0
-        self._callback = None
         self._shown_state = None
         self._shown_section = None
         self.learning_box = pn.Column(
@@ -157,8 +152,8 @@ class TrainPane:
         self._document_changed()
         workbench.param.watch(self._document_changed, "revision")
         document = served_document()
-        self._served = document is not None
-        if self._served:
+        self.pacer = PacedRefresh(self.refresh, REFRESH_MS, served=document is not None)
+        if document is not None:
             document.on_session_destroyed(lambda context: self.job is not None and self.job.stop())
 
     def _task_chosen(self, event=None):
@@ -247,9 +242,7 @@ class TrainPane:
         self.results_row.visible = not fitting
         self.fit_table.param.update(object="", visible=fitting)
         self._shown_state = None
-        if self._callback is None:
-            self._callback = pn.io.PeriodicCallback(callback=self.refresh, period=REFRESH_MS, log=False)
-            self._callback.start()
+        self.pacer.start()
         self._show()
 
     def _stop(self, event=None):
@@ -336,7 +329,7 @@ class TrainPane:
     def refresh(self):
         """Periodic: stream the job's new points; once the job has ended show its results and stop refreshing."""
         job = self.job
-        if job is None or self._page_busy():
+        if job is None or self.pacer.page_busy():
             return
         ended = job.done
         with pn.io.hold():
@@ -347,16 +340,8 @@ class TrainPane:
                 self.fit_table.object = _fit_table(job.rows())
             elif ended:
                 self.plots.show_results(job.results)
-            self.feedback.sent += 1
-        self._sent_at = time.monotonic()
-        if ended and self._callback is not None:
-            self._callback.stop()
-            self._callback = None
-
-    def _page_busy(self):
-        """Whether a served page is still drawing earlier updates (flow control as in the Simulate pane)."""
-        waiting = self.feedback.sent - self.feedback.seen >= IN_FLIGHT
-        return self._served and waiting and time.monotonic() - self._sent_at < ACK_TIMEOUT_S
+            self.pacer.count_batch()
+        self.pacer.updated(ended)
 
     def _show(self):
         job = self.job
@@ -390,7 +375,7 @@ class TrainPane:
         controls = pn.Column(
             pn.pane.Markdown("### Train or fit", margin=(0, 10)), self.task, self.learning_box, self.fit_box,
             pn.Row(self.start_button, self.stop_button, self.save_button), self.progress, self.status, self.error,
-            self.message, self.feedback, width=330,
+            self.message, self.pacer.feedback, width=330,
         )
         plots = pn.Column(pn.Row(self.loss_pane, self.accuracy_pane, sizing_mode="stretch_width"),
                           self.results_row, self.fit_table,
