@@ -128,6 +128,7 @@ def chip_model(model, currents):
     with torch.no_grad():
         cell = layer._cell()
     population = Population(POPULATION, cell, samples * hidden, threshold=layer.threshold)
+    # One waveform sample longer than the window: the current stays constant throughout.
     window_ms = model.bins * layer.bin_ms
     clamp = Waveform(currents.reshape(1, 1, -1), sample_dt=2 * window_ms, population=POPULATION, density=True,
                      name="hidden input")
@@ -174,8 +175,8 @@ def saturated_cells(result, samples, hidden):
 def count_agreement(float_counts, chip_counts):
     """How closely two (samples, hidden) count arrays agree."""
     difference = np.abs(chip_counts.astype(np.int64) - float_counts.astype(np.int64))
-    return {"sample_neurons": int(difference.size), "equal_fraction": float(np.mean(difference == 0)), "mean_abs_difference": float(difference.mean()),
-            "max_abs_difference": int(difference.max(initial=0)), "float_spikes": int(float_counts.sum()),
+    return {"sample_neurons": int(difference.size), "equal_fraction": float(np.mean(difference == 0)),
+            "mean_abs_difference": float(difference.mean()), "max_abs_difference": int(difference.max(initial=0)), "float_spikes": int(float_counts.sum()),
             "chip_spikes": int(chip_counts.sum()),
             "total_count_error_percent": float(100 * abs(int(chip_counts.sum()) - int(float_counts.sum()))
                                                / max(int(float_counts.sum()), 1))}
