@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from brainfuse_core.cli import main
-from brainfuse_core.errors import ProjectError
+from brainfuse_core.errors import ModelError, ProjectError
 from brainfuse_core.project import load_project
 from brainfuse_core.project.schema import CORRUPTION_NAMES
 from brainfuse_core.training import data as datasets
-from brainfuse_core.training.experiments import (TrainedModel, TrainingSpec, evaluate, load_task,
+from brainfuse_core.training.experiments import (TrainedModel, TrainingSpec, build_model, evaluate, load_task,
                                                  memory_probe_isolated, model_path, run_experiment, train)
 from brainfuse_core.training.layers import HHLayer, LIFLayer
 
@@ -47,6 +47,9 @@ def tiny():
     ({"task": "temporal_xor", "data": {"n_train": 0}}, "training.data.n_train", "positive whole number"),
     ({"task": "digits_noise", "quick": {"hidden": 0}}, "training.quick.hidden", "at least 1"),
     ({"task": "digits_noise", "cell": "pyramidal"}, "training.cell", "no cell 'pyramidal'"),
+    ({"task": "digits_noise", "readout": "bins"}, "training.readout", "must be one of"),
+    ({"task": "digits_noise", "readout": "windows", "windows": 0}, "training.windows", "at least 1"),
+    ({"task": "digits_noise", "readout": "windows", "windows": 30, "bins": 25}, "training.windows", "one bin per window"),
 ])
 def test_bad_training_sections_name_the_field(section, path, words):
     with pytest.raises(ProjectError) as caught:
@@ -69,7 +72,7 @@ def test_projects_give_specs_whose_hh_neurons_are_the_project_cell():
     assert spec.task == "temporal_xor" and spec.seeds == (0, 1, 2) and spec.neurons == ("hh", "lif")
     options = spec.hh_options()
     densities = {channel.name: channel.gbar for channel in options["channels"]}
-    assert densities == {"hh_na": 0.12, "hh_k": 0.036, "leak": 0.0003, "m_current": 0.01}
+    assert densities == {"hh_na": 0.12, "hh_k": 0.036, "leak": 0.0003, "adaptation": 0.01}
     assert options["reversals"]["k"] == -77 and options["v_rest"] == -65
     quick = spec.quick()
     assert quick.smoke and quick.hidden == 8 and quick.data["n_train"] == 64 and quick.hh_cell["name"] == "adapting"
@@ -145,6 +148,30 @@ def test_quick_experiments_of_the_example_projects(project, tmp_path):
     assert (tmp_path / "learning_curves.png").stat().st_size > 10_000
     assert (tmp_path / "accuracy_vs_severity.png").exists() == (quick.task == "digits_noise")
     assert len(list((tmp_path / "models").glob("*.pt"))) == len(results["runs"])
+
+
+@pytest.mark.parametrize("neuron", ["hh", "lif"])
+def test_windows_readout_counts_spikes_per_window(neuron):
+    # Spike trains of 7 bins in 3 windows: edges round(k·7/3) = 0, 2, 5, 7. Tiling the count model's
+    # readout weights over the windows must give the count model's scores, and so its gradients.
+    spec = TrainingSpec(**{**TINY, "task": "temporal_xor", "dt": 0.1, "data": {"n_train": 4, "n_test": 4}})
+    torch.manual_seed(0)
+    counting = build_model(spec, neuron, 6, 2).double()
+    windowed = build_model(spec.replace(readout="windows", windows=3), neuron, 6, 2).double()
+    windowed.load_state_dict({**counting.state_dict(), "output.weight": counting.output.weight.repeat(1, 3)})
+    x = (torch.rand(5, 7, 6, generator=torch.Generator().manual_seed(1)) < 0.5).double()
+    spikes = windowed.layer(windowed.input(x) * windowed.input_scale).detach()
+    features = windowed.features(x)
+    assert features.shape == (5, 3 * spec.hidden) and spikes.sum() > 0
+    expected = torch.cat([spikes[:, 0:2].sum(1), spikes[:, 2:5].sum(1), spikes[:, 5:7].sum(1)], dim=1)
+    assert torch.equal(features.detach(), expected)
+    for model in (counting, windowed):
+        model(x).square().sum().backward()
+    assert torch.allclose(windowed(x), counting(x))
+    assert counting.input.weight.grad.abs().sum() > 0
+    assert torch.allclose(windowed.input.weight.grad, counting.input.weight.grad, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ModelError, match="only 2 bins"):
+        windowed(x[:, :2])
 
 
 def test_memory_probe_sees_the_layer_not_the_data():

@@ -79,6 +79,7 @@ class TrainingSpec:
     lif: dict = dataclasses.field(default_factory=dict)
     input_scale: dict = dataclasses.field(default_factory=lambda: dict(INPUT_SCALE))
     readout: str = "count"
+    windows: int = 4
     surrogate_beta: float = 0.5
     epochs: int = 10
     batch_size: int = 64
@@ -102,6 +103,9 @@ class TrainingSpec:
         if abs(substeps - round(substeps)) > 1e-9 * substeps:
             raise ProjectError("training.dt",
                                f"bin_ms ({self.bin_ms} ms) must be a whole number of steps of dt ({self.dt} ms)")
+        if self.readout == "windows" and self.task == "digits_noise" and self.windows > self.bins:
+            raise ProjectError("training.windows", f"the windows readout needs at least one bin per window: {self.windows} "
+                                                   f"windows > bins ({self.bins})")
         if self.task in SPIKE_TASKS:
             _data_options(self)
         elif set(self.data) - {"split_seed"}:
@@ -279,7 +283,7 @@ def build_model(spec, neuron, inputs, classes):
     layer = spiking_layer(neuron, spec.hidden, bin_ms=spec.bin_ms, dt=spec.dt, readout=spec.readout,
                           hh=spec.hh_options(), lif=spec.lif, surrogate_beta=spec.surrogate_beta)
     return SpikingClassifier(layer, inputs, classes, bins=spec.bins, input_scale=spec.input_scale[neuron],
-                             readout=spec.readout)
+                             readout=spec.readout, windows=spec.windows)
 
 
 @dataclasses.dataclass
@@ -521,7 +525,7 @@ def markdown(results):
     summary = results["summary"]
     lines = [f"### {spec.name}: {spec.task}{' (quick)' if results['quick'] else ''}", "",
              f"{len(spec.seeds)} seeds ({', '.join(map(str, spec.seeds))}); {spec.hidden} hidden neurons, {spec.epochs} epochs, "
-             f"batch {spec.batch_size}, Adam lr {spec.learning_rate}, readout {spec.readout}, bins of {spec.bin_ms:g} ms, "
+             f"batch {spec.batch_size}, Adam lr {spec.learning_rate}, readout {spec.readout}{f' ({spec.windows} windows)' if spec.readout == 'windows' else ''}, bins of {spec.bin_ms:g} ms, "
              f"dt {spec.dt:g} ms; {results['train_size']} training and {results['test_size']} test samples.", "",
              "| test set | severity | " + " | ".join(n.upper() for n in neurons) + " |",
              "| --- | --- | " + " | ".join("---" for _ in neurons) + " |",

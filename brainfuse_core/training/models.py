@@ -29,6 +29,13 @@ Readouts (one feature per hidden neuron, then ``nn.Linear`` to the classes):
   neurons' adaptation).
 - ``"voltage"``: the membrane voltage at the end of each bin, averaged over bins, as
   (v − v_rest)/10 mV: no spike surrogate in the path; spikes still shape v.
+- ``"windows"``: the "windowed count" readout: the sequence cut into ``windows`` equal time windows
+  (edges at round(k·T/windows) bins), each neuron's spike count per window, concatenated window by
+  window (features (N, windows·hidden): all neurons of the first window, then the second, ...).
+  The readout now sees when spikes came, but it is still linear in per-window counts: a cell
+  without memory longer than the gap between two events answers each event the same whatever came
+  before, so its windows are a sum of separate functions of each event, and a combination such as
+  XOR (not a sum of functions of each bit) needs the neurons' own state. Same surrogate as "count".
 """
 
 import torch
@@ -38,20 +45,24 @@ from ..errors import ModelError
 from .layers import HHLayer, LIFLayer
 
 NEURONS = ("hh", "lif")
-READOUTS = ("count", "voltage")
+READOUTS = ("count", "voltage", "windows")
 VOLTAGE_SCALE_MV = 10.0
 
 
 class SpikingClassifier(nn.Module):
     """``nn.Linear(inputs, hidden)`` → × ``input_scale`` → ``layer`` (HHLayer or LIFLayer of ``hidden``
-    neurons, spike output for ``readout="count"``, voltage output for ``"voltage"``) → readout →
-    ``nn.Linear(hidden, classes)``. ``bins``: bins an image is held for (ignored for spike-train inputs)."""
+    neurons, spike output for ``readout="count"`` or ``"windows"``, voltage output for ``"voltage"``) →
+    readout → ``nn.Linear(features, classes)``. ``bins``: bins an image is held for (ignored for
+    spike-train inputs). ``windows``: number of time windows of the ``"windows"`` readout (ignored by
+    the others); a sequence must have at least that many bins."""
 
-    def __init__(self, layer, inputs, classes, *, bins, input_scale, readout="count"):
+    def __init__(self, layer, inputs, classes, *, bins, input_scale, readout="count", windows=1):
         super().__init__()
         if readout not in READOUTS:
             raise ModelError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
-        expected = "spikes" if readout == "count" else "voltage"
+        if not (isinstance(windows, int) and windows > 0):
+            raise ModelError(f"windows must be a positive whole number, got {windows!r}")
+        expected = "voltage" if readout == "voltage" else "spikes"
         if layer.output != expected:
             raise ModelError(f"readout {readout!r} needs a layer with output={expected!r}, got {layer.output!r}")
         if not (isinstance(bins, int) and bins > 0):
@@ -59,10 +70,11 @@ class SpikingClassifier(nn.Module):
         if not input_scale > 0:
             raise ModelError(f"input_scale must be a positive number of µA/cm² per unit, got {input_scale!r}")
         self.inputs, self.classes, self.bins, self.readout = inputs, classes, bins, readout
+        self.windows = windows if readout == "windows" else 1
         self.input = nn.Linear(inputs, layer.size)
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
         self.layer = layer
-        self.output = nn.Linear(layer.size, classes)
+        self.output = nn.Linear(layer.size * self.windows, classes)
 
     def forward(self, x):
         """Images (N, ...) with ``inputs`` features, or spike trains (N, bins, ``inputs``) → scores (N, classes)."""
@@ -70,7 +82,8 @@ class SpikingClassifier(nn.Module):
         return self.output(features)
 
     def features(self, x):
-        """The readout's features (N, hidden): spike counts, or mean scaled voltage."""
+        """The readout's features: spike counts or mean scaled voltage (N, hidden), or counts per
+        window (N, windows·hidden)."""
         if x.dim() == 3 and x.shape[2] == self.inputs:
             current = self.input(x) * self.input_scale
         else:
@@ -82,6 +95,13 @@ class SpikingClassifier(nn.Module):
         out = self.layer(current)
         if self.readout == "count":
             return out.sum(1)
+        if self.readout == "windows":
+            steps = out.shape[1]
+            if steps < self.windows:
+                raise ModelError(f"the windows readout cuts the sequence into {self.windows} windows, but it has only "
+                                 f"{steps} bins; use fewer windows or more bins")
+            edges = [round(k * steps / self.windows) for k in range(self.windows + 1)]
+            return torch.cat([out[:, a:b].sum(1) for a, b in zip(edges[:-1], edges[1:])], dim=1)
         return (out.mean(1) - self.layer.v_rest) / VOLTAGE_SCALE_MV
 
 
@@ -89,7 +109,7 @@ def spiking_layer(neuron, hidden, *, bin_ms, dt, readout, hh=None, lif=None, sur
     """The hidden layer for ``neuron`` "hh" or "lif". ``hh``: HHLayer keyword arguments (channels,
     celsius, threshold, cm, reversals, v_rest, learn_conductances, ...); ``lif``: LIFLayer keyword
     arguments (tau_m, threshold, v_reset, v_rest, ...)."""
-    output = "spikes" if readout == "count" else "voltage"
+    output = "voltage" if readout == "voltage" else "spikes"
     common = dict(bin_ms=bin_ms, dt=dt, surrogate_beta=surrogate_beta, output=output)
     if neuron == "hh":
         return HHLayer(hidden, **common, **(hh or {}))
