@@ -19,7 +19,7 @@ The layer runs the whole sequence in one forward, its cells' state carried from 
 forward starts from rest), so whatever a neuron keeps of earlier bins lies in its own dynamics:
 membrane, gates and slow currents such as the M-current. There is no recurrence.
 
-Readouts (one feature per hidden neuron, then ``nn.Linear`` to the classes):
+Readouts (per hidden neuron one feature, or one per window, then ``nn.Linear`` to the classes):
 
 - ``"count"``: spike count summed over all bins (the rate readout). Its gradient reaches the
   layer through the fast-sigmoid surrogate of ``spikes.threshold_crossing`` (∂s/∂v = β/(1 + β|v − θ|)²,
