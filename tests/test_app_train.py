@@ -203,3 +203,15 @@ def test_a_stopped_fit_shows_its_last_values_and_has_nothing_to_save(tmp_path):
     workbench.save(str(tmp_path / "p.json"))
     pane._save()
     assert pane.error.visible and "let it finish" in pane.error.object and not (tmp_path / "p.fit").exists()
+
+
+def test_a_project_with_a_windowed_readout_opens_with_it_and_its_spec_keeps_the_windows():
+    from app.state import example_projects
+
+    workbench = Workbench()
+    workbench.open(example_projects()["temporal_memory"])
+    pane = TrainPane(workbench)
+    pane.view()
+    assert pane.readout.value == "windows"
+    spec = pane.spec()
+    assert spec.readout == "windows" and spec.windows == workbench.document["training"]["windows"]

@@ -41,7 +41,7 @@ TASKS = {
     "Fit squid HH: gNa, gK, gL, n∞ (fitting)": FIT_TASK,
 }
 NEURON_CHOICES = {"HH": ["hh"], "LIF": ["lif"], "HH and LIF": ["hh", "lif"]}
-READOUTS = {"spike count": "count", "membrane voltage": "voltage"}
+READOUTS = {"spike count": "count", "spike count per time window": "windows", "membrane voltage": "voltage"}
 # (training-section field, label, parse bounds): the hyper-parameters the pane offers; the training
 # API's own checks (e.g. dt must divide bin_ms) follow when the specification is built.
 FIELDS = (
