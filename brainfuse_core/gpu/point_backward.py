@@ -137,10 +137,17 @@ class _Run(torch.autograd.Function):
 
 def _kernels(block, celsius, method, dt, reset=None):
     """(forward, reverse, parameters): the kernels for ``block`` (with ``reset``, see
-    ``run_with_gradients``; cached by source) and its ``gradient_kernel.Parameters``."""
+    ``run_with_gradients``) and its ``gradient_kernel.Parameters``. Rendering the source costs tens
+    of ms, more than a short run: the kernels are kept by the statements and parameter layout, as
+    the CPU gradient kernels are."""
     statements, reverse, parameters, traced = gradient_kernel.step_and_adjoint(block, celsius, method, dt, reset)
-    source = kernel_source(len(block.state_names()), statements, reverse, parameters, traced)
-    return _kernel(source, "forward"), _kernel(source, "reverse"), parameters
+    key = (statements, reverse, tuple(parameters.slices.items()))
+    if key not in _SOURCES:
+        _SOURCES[key] = kernel_source(len(block.state_names()), statements, reverse, parameters, traced)
+    return _kernel(_SOURCES[key], "forward"), _kernel(_SOURCES[key], "reverse"), parameters
+
+
+_SOURCES = {}
 
 
 def _triton_lines(statements, parameters):
