@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-import brainfuse_core as bf
 from brainfuse_core.errors import ModelError
 from brainfuse_core.solvers.membrane import CompiledCell
 from brainfuse_core.spikes import threshold_crossing
